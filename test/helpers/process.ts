@@ -159,15 +159,45 @@ export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}, options: {
   return spawnSpoolChild(args, env, options);
 }
 
-/** A TCP port on 127.0.0.1 that nothing listens on at the moment of asking (for a server a test starts itself). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * A port free now, for a server a test starts with a port of its own (`--port N`, config.json's `port`). Chosen at
+ * random below the kernel's ephemeral range (/proc/sys/net/ipv4/ip_local_port_range), never one this process gave
+ * before: a port the kernel handed to a `listen(0)` and took back was soon any outgoing connection's local port
+ * (every client of every suite on the machine takes one), and a second CI run beside this one once took the port
+ * between this check and the server's listen (ciG, Node 24: "127.0.0.1:35835 is already in use").
+ */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = BELOW_EPHEMERAL.low + Math.floor(Math.random() * (BELOW_EPHEMERAL.high - BELOW_EPHEMERAL.low));
+    if (given.has(port)) continue;
+    if (await listensOn(port)) {
+      given.add(port);
+      return port;
+    }
+  }
+  throw new Error(`no free port in ${BELOW_EPHEMERAL.low}-${BELOW_EPHEMERAL.high} after 200 tries`);
+}
+
+/** Ports freePort gave in this process. */
+const given = new Set<number>();
+
+/** 20000 up to the ephemeral range's start (32768 by default), or 20000-30000 when the range is not known. */
+const BELOW_EPHEMERAL = (() => {
+  try {
+    const low = Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]);
+    if (Number.isInteger(low) && low > 21000) return { low: 20000, high: low };
+  } catch {
+    // not Linux
+  }
+  return { low: 20000, high: 30000 };
+})();
+
+/** Whether a listener could take `port` on 127.0.0.1 now (taken and let go at once). */
+function listensOn(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
   });
 }
 
