@@ -363,12 +363,19 @@ describe("the WAL when the writer's lock is never free for the worker", () => {
       let biggest = 0;
       const floodStart = performance.now();
       for (let seq = 1; seq <= total; seq++) {
+        // The store's appends wait while the worker holds them for its RESTART (chunks.ts): these do the same. Without
+        // it, a worker slow to wake (a loaded machine) found this flood's next transaction there, its RESTART was busy,
+        // and the WAL went on growing (CI, Node 22: 2 start-overs).
+        const held = store.appendsHeld?.();
+        if (held) await held;
         db.exec("BEGIN IMMEDIATE");
-        // The store notes its writes (appends, Kysely's statements); these raw ones are noted as they would be.
+        // The store notes its writes (appends, Kysely's statements, BEGIN and COMMIT among them); these raw ones are
+        // noted as they would be.
         noteActivity(db, WROTE);
         insert.run(seq, row);
         await new Promise((resolve) => setTimeout(resolve, 1));
         db.exec("COMMIT");
+        noteActivity(db, WROTE);
         biggest = Math.max(biggest, statSync(wal).size);
         await new Promise((resolve) => setImmediate(resolve));
       }
