@@ -17,8 +17,14 @@ import { realOrPlanned, within } from "../paths.js";
  * for a ~/.git.
  */
 
-/** The home (or a runner's state directory) lies in a project's directory: the server (or runner) refuses to start. */
-export class HomeInProject extends Error {
+/**
+ * A home (or a runner's state directory) lies where a sandboxed command sees it, or will: the server (or runner)
+ * refuses to start. HomeInProject and HomeInView (views.ts) say where.
+ */
+export class HomeSeen extends Error {}
+
+/** The home (or a runner's state directory) lies in a project's directory. */
+export class HomeInProject extends HomeSeen {
   override readonly name = "HomeInProject";
 }
 

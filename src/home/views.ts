@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { realOrPlanned, within } from "../paths.js";
-import { HomeInProject } from "./in-project.js";
+import { HomeSeen } from "./in-project.js";
 import { processStartTicks } from "./lock.js";
 import { viewsDir } from "./registry.js";
 
@@ -33,6 +33,11 @@ const live = (pid: number) => {
   const since = processStartTicks(pid);
   return since === null ? null : { pid, since };
 };
+
+/** The home (or a runner's state directory) lies in the view of a sandboxed command running now. */
+export class HomeInView extends HomeSeen {
+  override readonly name = "HomeInView";
+}
 
 /**
  * The record of one command's view: `record` when its view is known (before the registry of homes is read), `add` its
@@ -134,18 +139,18 @@ export function viewHolding(path: string, env: NodeJS.ProcessEnv = process.env):
 }
 
 /**
- * Throws HomeInProject when `path` (a home, a runner's state directory) lies in the view of a sandboxed command running
+ * Throws HomeInView when `path` (a home, a runner's state directory) lies in the view of a sandboxed command running
  * now; `what` names it and `risk` says what the command could do with it.
  */
 export function checkOutsideViews(path: string, what: string, risk: string, env: NodeJS.ProcessEnv = process.env): void {
   const found = viewHolding(path, env);
   if (!found) return;
-  throw new HomeInProject(
+  throw new HomeInView(
     `Refusing to start: ${what} ${path} lies in ${found.root}, which a sandboxed command running now sees (its ${found.runner ? "runner" : "sandbox"} is process ${found.pid}), so ${risk}. Wait for that command to end, or choose a place no command sees`,
   );
 }
 
-/** Throws HomeInProject (saying what to do) when `home` lies in the view of a sandboxed command running now. */
+/** Throws HomeInView (saying what to do) when `home` lies in the view of a sandboxed command running now. */
 export function checkHomeOutsideViews(home: string, env: NodeJS.ProcessEnv = process.env): void {
   checkOutsideViews(home, "the Spool home", "it could read this home's token and database once the server has made them", env);
 }

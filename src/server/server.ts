@@ -10,7 +10,7 @@ import { unixSocketUrl } from "../client/ws-transport.js";
 import { loadConfig, type SpoolConfig } from "../config/config.js";
 import { serverState } from "../core/runners/dispatch.js";
 import { entryGet } from "../features/entries/get.js";
-import { checkHomeOutsideProjects, HomeInProject } from "../home/in-project.js";
+import { checkHomeOutsideProjects, HomeSeen } from "../home/in-project.js";
 import { acquireHomeLock, type HomeLock } from "../home/lock.js";
 import { checkHomeOwned } from "../home/owner.js";
 import { recordStatePaths } from "../home/registry.js";
@@ -83,7 +83,7 @@ export async function startServer(options: StartOptions = {}): Promise<SpoolServ
   } catch (error) {
     lock.release();
     // A home this start made and refused goes again (empty: its lock was its one file).
-    if (made && error instanceof HomeInProject) removeEmpty(config.home);
+    if (made && error instanceof HomeSeen) removeEmpty(config.home);
     throw error;
   }
 }

@@ -56,6 +56,7 @@ describe("spool runner", () => {
     } finally {
       rmSync(record);
     }
+    expect(existsSync(join(seen, "state")), "the state directory it made, removed").toBe(false);
     expect((await (await ts.clientIn("cli")).call("runner/list", {})).runners).toEqual([]);
   });
 

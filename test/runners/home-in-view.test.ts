@@ -65,7 +65,7 @@ describeWithBwrap("a Spool home in the view of a command running now", () => {
     const { execution, output } = await running(workspace, { mode: "workspace-write" });
     expect(recordsNaming(workspace)).toHaveLength(1);
     await expect(start(join(workspace, "h"))).rejects.toMatchObject({
-      name: "HomeInProject",
+      name: "HomeInView",
       message: expect.stringContaining(`the Spool home ${join(workspace, "h")} lies in ${workspace}, which a sandboxed command running now sees`),
     });
     expect(existsSync(join(workspace, "h"))).toBe(false);

@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, rmdirSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { SpoolClient } from "../../client/spool-client.js";
@@ -198,12 +198,19 @@ export async function runner(argv: string[]): Promise<number> {
   );
   // Made and recorded before the views are read, as a server's home (home/views.ts): of this and a command started
   // together, one sees the other.
+  const made = !existsSync(stateDir);
   recordStatePaths([resolve(ensureDir(stateDir))]);
-  checkOutsideViews(
-    resolve(stateDir),
-    "the runner's state directory",
-    "it could write records there that name process groups this runner kills when it starts",
-  );
+  try {
+    checkOutsideViews(
+      resolve(stateDir),
+      "the runner's state directory",
+      "it could write records there that name process groups this runner kills when it starts",
+    );
+  } catch (error) {
+    // A state directory this start made and refused goes again (empty: nothing was written in it yet).
+    if (made) rmdirSync(stateDir);
+    throw error;
+  }
   const processes = new ProcessRegistry(stateDir, log);
   const backend = await backendFromFlags(values, { processes });
   const passEnv = values["pass-env"] ?? [];
