@@ -32,7 +32,10 @@ if (packaged || (!fromSource && isFreshBuild(join(root, "dist"), join(root, "src
   ({ main } = await import("../dist/bundle/cli/main.js"));
 } else {
   const { register } = await import("tsx/esm/api");
-  register();
+  // Spool's own tsconfig.json, never the one tsx would find from the working directory: a project's (a command may
+  // write one) could map a package Spool imports to a file of its own through `paths`.
+  const tsconfig = join(root, "tsconfig.json");
+  register({ tsconfig: existsSync(tsconfig) ? tsconfig : false });
   ({ main } = await import("../src/cli/main.ts"));
 }
 const code = await main(process.argv.slice(2));

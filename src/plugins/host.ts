@@ -189,7 +189,9 @@ let typeScriptLoader: Promise<unknown> | null = null;
  */
 function loadTypeScript(target: string): Promise<unknown> | null {
   if (!import.meta.url.endsWith(".js") || !/\.[cm]?tsx?$/.test(target)) return null;
-  typeScriptLoader ??= import("tsx/esm/api").then((tsx) => tsx.register());
+  // No tsconfig.json: tsx would look for one from the working directory (a project a command may write), whose
+  // `paths` could map a package Spool imports to a file of its own.
+  typeScriptLoader ??= import("tsx/esm/api").then((tsx) => tsx.register({ tsconfig: false }));
   return typeScriptLoader;
 }
 

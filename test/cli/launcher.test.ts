@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { appendFileSync, copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -20,7 +20,8 @@ const FLAGS = "--max-semi-space-size=2 --no-concurrent-array-buffer-sweeping";
 /** And glibc's malloc: one arena, freed memory given back above 128 KiB of slack. */
 const MALLOC = "MALLOC_ARENA_MAX=1 MALLOC_TRIM_THRESHOLD_=131072";
 
-const SOURCE_MAIN = `export async function main(argv: string[]): Promise<number> {
+const SOURCE_MAIN = `import "json-rpc-2.0";
+export async function main(argv: string[]): Promise<number> {
   const from: string = "source";
   process.stdout.write(\`\${from} \${process.pid} \${argv.join(" ")} \${process.execArgv.join(" ")}\\n\`);
   return 3;
@@ -141,6 +142,17 @@ describe("bin/spool.js runs dist/ only when it is a build of the sources present
     expect((await spool([], { SPOOL_FROM_SOURCE: "1" })).from).toBe("source");
     expect((await spool([], { SPOOL_FROM_SOURCE: "0" })).from).toBe("dist");
     expect((await spool([], { SPOOL_FROM_SOURCE: "" })).from).toBe("dist");
+  });
+
+  it("from the sources, a tsconfig.json in the working directory (a project's, which a command may write) maps none of their imports", async () => {
+    const project = tempDir("spool-launcher-project-");
+    const marker = join(project, "ran");
+    writeFileSync(join(project, "evil.mjs"), `import { writeFileSync } from "node:fs"; writeFileSync(${JSON.stringify(marker)}, "");\n`);
+    writeFileSync(join(project, "tsconfig.json"), JSON.stringify({ compilerOptions: { paths: { "json-rpc-2.0": ["./evil.mjs"] } } }));
+    const child = run(process.execPath, [join(dir, "bin", "spool.js")], { cwd: project, env: { ...process.env, SPOOL_FROM_SOURCE: "1" } });
+    const { stdout } = await child.catch((error: { stdout: string }) => ({ stdout: error.stdout }));
+    expect(stdout.split(" ")[0]).toBe("source");
+    expect(existsSync(marker), "the project's file ran").toBe(false);
   });
 
   it("an installed package (dist/ and no src/) runs dist/ whatever its stamp; SPOOL_FROM_SOURCE there is an error", async () => {
