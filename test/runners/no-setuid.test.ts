@@ -175,20 +175,33 @@ echo "uid $(id -u)"`;
 #include <unistd.h>
 #include <sys/syscall.h>
 static void say(const char *name, long r) { if (r >= 0) printf("%s answered\\n", name); else printf("%s %s\\n", name, errno == EPERM ? "EPERM" : errno == ENOSYS ? "ENOSYS" : "other"); }
-int main(void) { char params[120] = {0}; errno = 0; say("io_uring_setup", syscall(425, 8, params)); errno = 0; say("io_uring_enter", syscall(426, -1, 0, 0, 0, 0, 0)); errno = 0; say("io_uring_register", syscall(427, -1, 0, 0, 0)); return 0; }
+int main(void) { char params[120] = {0}; errno = 0; say("io_uring_setup", syscall(425, 8, params)); errno = 0; say("io_uring_enter", syscall(426, -1, 0, 0, 0, 0, 0)); errno = 0; say("io_uring_register", syscall(427, -1, 0, 0, 0));
+  /* The kernel reads an int argument's low 32 bits: AF_UNIX and TIOCSTI with a high bit set are the same calls. */
+  errno = 0; say("unix-socket", syscall(SYS_socket, 1L, 1L, 0L)); errno = 0; say("unix-socket-high", syscall(SYS_socket, 0x100000001L, 1L, 0L));
+  char c = 'x'; errno = 0; long r = syscall(SYS_ioctl, 0L, 0x100005412L, &c); printf("tiocsti-high %s\\n", r >= 0 ? "answered" : errno == EPERM ? "EPERM" : "not-refused"); return 0; }
 `;
 
   for (const mode of ["read-only", "workspace-write"] as const) {
-    it.skipIf(!x64 || !cc)(`${mode}: io_uring_setup, io_uring_enter and io_uring_register are EPERM in the container, as root`, async () => {
-      const root = mkdtempSync(join(dir, "io-"));
-      writeFileSync(join(root, "probe.c"), PROBE_C);
-      const built = spawnSync("cc", ["-static", "-O0", "-o", join(root, "probe"), join(root, "probe.c")], { encoding: "utf8" });
-      expect(built.status, built.stderr).toBe(0);
-      // The probe itself answers outside any sandbox (so the test can fail): the host's kernel has io_uring.
-      expect(parse(spawnSync(join(root, "probe"), { encoding: "utf8" }).stdout)).toMatchObject({ io_uring_setup: "answered" });
-      const facts = await run(backend, { command: "./probe; echo uid $(id -u)", cwd: root, project: { root, cwd: "" }, sandbox: { mode } });
-      expect(facts).toMatchObject({ io_uring_setup: "EPERM", io_uring_enter: "EPERM", io_uring_register: "EPERM", uid: "0" });
-    });
+    it.skipIf(!x64 || !cc)(
+      `${mode}: io_uring_setup, io_uring_enter and io_uring_register are EPERM in the container, as root; so are TIOCSTI and (read-only) an AF_UNIX socket with high bits in the argument`,
+      async () => {
+        const root = mkdtempSync(join(dir, "io-"));
+        writeFileSync(join(root, "probe.c"), PROBE_C);
+        const built = spawnSync("cc", ["-static", "-O0", "-o", join(root, "probe"), join(root, "probe.c")], { encoding: "utf8" });
+        expect(built.status, built.stderr).toBe(0);
+        // The probe itself answers outside any sandbox (so the test can fail): the host's kernel has io_uring.
+        expect(parse(spawnSync(join(root, "probe"), { encoding: "utf8" }).stdout)).toMatchObject({
+          io_uring_setup: "answered",
+          "unix-socket": "answered",
+          "unix-socket-high": "answered",
+          "tiocsti-high": "not-refused",
+        });
+        const facts = await run(backend, { command: "./probe; echo uid $(id -u)", cwd: root, project: { root, cwd: "" }, sandbox: { mode } });
+        expect(facts).toMatchObject({ io_uring_setup: "EPERM", io_uring_enter: "EPERM", io_uring_register: "EPERM", uid: "0", "tiocsti-high": "EPERM" });
+        const unix = mode === "read-only" ? "EPERM" : "answered";
+        expect(facts).toMatchObject({ "unix-socket": unix, "unix-socket-high": unix });
+      },
+    );
   }
 
   it("full keeps Docker's default (the test can fail: there the bit is set)", async () => {

@@ -9,7 +9,7 @@ import { DENIED, MODE_CALLS, O_CREAT, O_TMPFILE_BIT, S_ISGID, S_ISUID } from "..
  * the C library falls back to clone).
  */
 
-type Arg = { index: number; value: number; valueTwo: number; op: "SCMP_CMP_MASKED_EQ" | "SCMP_CMP_EQ" };
+type Arg = { index: number; value: number; valueTwo: number; op: "SCMP_CMP_MASKED_EQ" };
 type Rule = { names: string[]; action: "SCMP_ACT_ERRNO"; errnoRet: number; args?: Arg[] };
 
 const EPERM = 1;
@@ -19,6 +19,12 @@ const AF_UNIX = 1;
 const CLONE_NAMESPACES = [0x20000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000];
 
 const bit = (index: number, value: number): Arg => ({ index, value, valueTwo: value, op: "SCMP_CMP_MASKED_EQ" });
+/**
+ * An `int` (or `unsigned int`) argument equal to `value`. libseccomp compares all 64 bits of an argument and the kernel
+ * reads only the low 32 of such one: with SCMP_CMP_EQ, `socket(0x100000001, …)` made an AF_UNIX socket past the rule
+ * (libseccomp#383). Compared through the low word's mask, as bubblewrap's filter loads the low word (sandbox/seccomp.ts).
+ */
+const int = (index: number, value: number): Arg => ({ index, value: 0xffffffff, valueTwo: value, op: "SCMP_CMP_MASKED_EQ" });
 const refuse = (names: string[], args?: Arg[], errnoRet = EPERM): Rule => ({ names, action: "SCMP_ACT_ERRNO", errnoRet, ...(args ? { args } : {}) });
 
 /** The profile as the engine takes it (`SecurityOpt: ["seccomp=<this JSON>"]`); `refuseUnixSockets` for read-only, as bubblewrap's. */
@@ -32,8 +38,8 @@ export function dockerSeccompProfile(options: { refuseUnixSockets?: boolean } = 
     }
   }
   // Pushing input into a terminal, driving the console.
-  for (const request of [0x5412, 0x541c]) rules.push(refuse(["ioctl"], [{ index: 1, value: request, valueTwo: 0, op: "SCMP_CMP_EQ" }]));
-  if (options.refuseUnixSockets) rules.push(refuse(["socket"], [{ index: 0, value: AF_UNIX, valueTwo: 0, op: "SCMP_CMP_EQ" }]));
+  for (const request of [0x5412, 0x541c]) rules.push(refuse(["ioctl"], [int(1, request)]));
+  if (options.refuseUnixSockets) rules.push(refuse(["socket"], [int(0, AF_UNIX)]));
   return JSON.stringify({
     defaultAction: "SCMP_ACT_ALLOW",
     architectures: ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
