@@ -195,3 +195,44 @@ describe("budgets: a run pauses at its limit and goes on when a person raises it
     expect(model.requests).toHaveLength(2);
   });
 });
+
+describe("a run's own budget at run/create", () => {
+  it("below person, only within the configured limits: over one is FORBIDDEN naming it, and no run is made; within them, or as a person, it is the run's", async () => {
+    const ts = await startTestServer({
+      agent: { budgets: { default: { tokens: 1000 }, principals: { "ci-agent": { costUsd: 5 } } } },
+    });
+    try {
+      const admin = await ts.clientIn("app");
+      const { SpoolClient } = await import("../../src/client/spool-client.js");
+      const as = async (name: string, role: "agent" | "person") => {
+        const { token } = await admin.call("token/create", { name, role, projects: ["app"] });
+        const c = await SpoolClient.connect(ts.server.url, { token });
+        await c.initialize("app");
+        return c;
+      };
+      const agent = await as("ci-agent", "agent");
+      try {
+        const refused = await agent.call("run/create", { alias: "lifted", budget: { costUsd: 1e9, tokens: 10 } }).then(
+          () => null,
+          (error: { message: string; data?: Record<string, unknown> }) => error,
+        );
+        expect(refused?.data).toMatchObject({ code: "FORBIDDEN", limits: { tokens: 1000, costUsd: 5 }, held: "agent", needed: "person" });
+        expect(refused?.message).toContain("costUsd 1000000000 over 5");
+        expect((await admin.call("run/list", {})).runs.map((r) => r.alias)).not.toContain("lifted");
+        const tighter = await agent.call("run/create", { alias: "tighter", budget: { costUsd: 1, tokens: 1000 } });
+        expect(tighter.run.budget).toEqual({ costUsd: 1, tokens: 1000 });
+      } finally {
+        agent.close();
+      }
+      const person = await as("pat", "person");
+      try {
+        const raised = await person.call("run/create", { alias: "raised", budget: { tokens: 50_000 } });
+        expect(raised.run.budget).toEqual({ tokens: 50_000 });
+      } finally {
+        person.close();
+      }
+    } finally {
+      await ts.stop();
+    }
+  });
+});

@@ -43,16 +43,21 @@ export class Budgets {
   /** The run's budget now; null when nothing limits it. */
   effective(run: Pick<RunRow, "budget" | "attributes">, projectName: string): BudgetOut | null {
     const own = parseBudget(run.budget) ?? {};
-    const config = this.deps.config.agent.budgets;
     const createdBy = (JSON.parse(run.attributes) as { createdBy?: unknown }).createdBy;
-    const defaults = [config.default, config.projects?.[projectName], typeof createdBy === "string" ? config.principals?.[createdBy] : undefined];
+    const out: BudgetOut = { ...this.defaults(projectName, typeof createdBy === "string" ? createdBy : null), ...own };
+    return Object.keys(out).length > 0 ? out : null;
+  }
+
+  /** The configured limits of a run of `createdBy`'s in the project, limit by limit the smallest of the defaults. */
+  defaults(projectName: string, createdBy: string | null): BudgetOut {
+    const config = this.deps.config.agent.budgets;
+    const defaults = [config.default, config.projects?.[projectName], createdBy === null ? undefined : config.principals?.[createdBy]];
     const out: BudgetOut = {};
     for (const kind of KINDS) {
       const limits = defaults.map((d) => d?.[kind]).filter((v): v is number => v !== undefined);
-      const value = own[kind] ?? (limits.length ? Math.min(...limits) : undefined);
-      if (value !== undefined) out[kind] = value;
+      if (limits.length) out[kind] = Math.min(...limits);
     }
-    return Object.keys(out).length > 0 ? out : null;
+    return out;
   }
 
   /** What the run spent, `commands` counted from its accepted proposals. */

@@ -1,6 +1,7 @@
 import { AGENT_LOOP } from "../../agent/service.js";
 import { defineMethod } from "../../plugins/define-method.js";
 import { methods } from "../../protocol/methods/index.js";
+import { roleAllows } from "../../protocol/roles.js";
 import { conflict, SpoolError } from "../../rpc/errors.js";
 
 export const runCreate = defineMethod({
@@ -23,6 +24,23 @@ export const runCreate = defineMethod({
     }
     if (params.alias !== undefined && (await core.runs.find(project, params.alias))) {
       throw conflict(`Run alias "${params.alias}" is already used in project "${project.name}"`, { run: params.alias });
+    }
+    if (params.budget && !roleAllows(ctx.connection.principal.role, "person")) {
+      // Below person, a run's own budget may only be tighter than what is configured for its creator here: raising one
+      // is run/budget's, a person's (an agent's run/create otherwise lifted its operator's limit on its spending).
+      const defaults = core.budgets.defaults(project.name, ctx.connection.principal.name);
+      const over = Object.entries(params.budget).filter(([kind, value]) => {
+        const limit = defaults[kind as keyof typeof defaults];
+        return limit !== undefined && value !== undefined && value > limit;
+      });
+      if (over.length > 0) {
+        const said = over.map(([kind, value]) => `${kind} ${value} over ${defaults[kind as keyof typeof defaults]}`).join(", ");
+        throw new SpoolError(
+          "FORBIDDEN",
+          `A ${ctx.connection.principal.role} may give a run a budget within the configured limits only (${said}): a person raises one with run/budget`,
+          { limits: defaults, held: ctx.connection.principal.role, needed: "person" },
+        );
+      }
     }
     const alias = params.alias ?? (await core.runs.freeAlias(project));
     const row = await core.runs.create(project, {
