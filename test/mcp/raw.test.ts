@@ -111,6 +111,22 @@ describe("spool mcp against a hand-written JSON-RPC client (not the SDK)", () =>
     expect(nothingLog.error).toMatchObject({ code: -32602, data: { uri: "spool://run-404/log://turn_1/sh/none" } });
   });
 
+  it("resources/subscribe: at most 64 on a session (the next is -32602 until one is unsubscribed); a proposals URI whose run is no alias follows nothing", async () => {
+    const raw = new RawClient(spawn());
+    await raw.initialize();
+    for (let i = 0; i < 64; i++) expect((await raw.call("resources/subscribe", { uri: `spool://r${i}/proposals` })).result).toEqual({});
+    // The same URI again is no new subscription.
+    expect((await raw.call("resources/subscribe", { uri: "spool://r0/proposals" })).result).toEqual({});
+    const over = await raw.call("resources/subscribe", { uri: "spool://r64/proposals" });
+    expect(over.error).toMatchObject({ code: -32602, data: { limit: 64 } });
+    expect(over.error.message).toContain("At most 64 resource subscriptions on one session");
+    expect((await raw.call("resources/unsubscribe", { uri: "spool://r0/proposals" })).result).toEqual({});
+    expect((await raw.call("resources/subscribe", { uri: "spool://r64/proposals" })).result).toEqual({});
+    await raw.call("resources/unsubscribe", { uri: "spool://r1/proposals" });
+    const noAlias = await raw.call("resources/subscribe", { uri: `spool://${"x".repeat(100_000)}/proposals` });
+    expect(noAlias.error.code).toBe(-32602);
+  });
+
   it("usage errors: a bad --mode and a --project that is no directory exit 2 with a message, before any MCP message", async () => {
     const mode = spawnCli(["mcp", "--mode", "yolo"], { SPOOL_HOME: ts.home });
     expect((await mode.exitsWithin(20_000)).code).toBe(2);

@@ -1,5 +1,5 @@
 import { ProtocolError, ProtocolErrorCode, type Server } from "@modelcontextprotocol/server";
-import { parseProposalsUri, parseResourceUri } from "../spool/resource-uri.js";
+import { MAX_RESOURCES, parseProposalsUri, parseResourceUri } from "../spool/resource-uri.js";
 import { followOutput, followProposals, listResources, readResource, resourceTemplates } from "../spool/resources.js";
 import type { SpoolSide } from "../spool/spool-side.js";
 import { ToolFailure } from "../spool/text.js";
@@ -34,6 +34,13 @@ export function registerResources(server: Server, side: SpoolSide): { close(): P
     const session = await side.ready();
     const uri = request.params.uri;
     if (subscriptions.has(uri)) return {};
+    // Each subscription keeps a watch (and its listeners) until unsubscribed: a session holds a bounded number.
+    if (subscriptions.size >= MAX_RESOURCES)
+      throw new ProtocolError(
+        ProtocolErrorCode.InvalidParams,
+        `At most ${MAX_RESOURCES} resource subscriptions on one session: unsubscribe from one first (resources/unsubscribe)`,
+        { limit: MAX_RESOURCES },
+      );
     if (parseProposalsUri(uri)) {
       const off = followProposals(session, [uri], (changed) => server.sendResourceUpdated({ uri: changed }).catch(() => undefined));
       subscriptions.set(uri, { stop: async () => off() });

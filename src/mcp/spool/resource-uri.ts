@@ -1,6 +1,11 @@
+import { RUN_ALIAS } from "../../protocol/common.js";
+
 /*
  * The addresses spool mcp gives a command's output as an MCP resource, and reads back from a client.
  */
+
+/** Resources one session (resources/subscribe) or one listen (subscriptions/listen) follows at most. */
+export const MAX_RESOURCES = 64;
 
 /** A `spool://RUN/PATH` URI of a producer (PATH is its log path, e.g. log://turn_1/sh/ls). */
 export const resourceUri = (run: string, path: string) => `spool://${run}/${path}`;
@@ -36,5 +41,5 @@ export const proposalsUri = (run?: string) => (run ? `spool://${run}/proposals` 
 export function parseProposalsUri(uri: string): { run: string | null } | null {
   if (uri === "spool://proposals") return { run: null };
   const m = /^spool:\/\/([^/]+)\/proposals$/.exec(uri);
-  return m ? { run: m[1]! } : null;
+  return m && RUN_ALIAS.test(m[1]!) ? { run: m[1]! } : null;
 }

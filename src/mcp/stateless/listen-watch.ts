@@ -1,5 +1,5 @@
 import type { ServerNotifier } from "@modelcontextprotocol/server";
-import { parseProposalsUri, parseResourceUri } from "../spool/resource-uri.js";
+import { MAX_RESOURCES, parseProposalsUri, parseResourceUri } from "../spool/resource-uri.js";
 import { followOutput, followProposals } from "../spool/resources.js";
 import type { Session, SpoolSide } from "../spool/spool-side.js";
 
@@ -12,9 +12,6 @@ import type { Session, SpoolSide } from "../spool/spool-side.js";
  * run accepted); its tools never change, and it has no prompts. One watch per resource however many listens of
  * the connection follow it (the notifier reaches each listen that asked for the resource, once).
  */
-
-/** Resources one listen follows at most. */
-export const MAX_RESOURCES = 64;
 
 /** The resources a listen's params ask for, or why they are refused (Invalid Params). */
 export function listenedUris(params: unknown): { uris: string[]; listChanged: boolean } | { refused: string } {
