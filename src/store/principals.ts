@@ -38,6 +38,21 @@ export function revokePrincipal(db: Kysely<Database>, name: string, at: number):
   return db.updateTable("principals").set({ revoked_at: at }).where("name", "=", name).where("revoked_at", "is", null).returningAll().executeTakeFirst();
 }
 
+/**
+ * The live principals `name` minted since `since` (when the live holder of the name was made: an earlier holder's,
+ * revoked with it, are not its).
+ */
+export function listLiveMintedBy(db: Kysely<Database>, name: string, since: number): Promise<PrincipalRow[]> {
+  return db
+    .selectFrom("principals")
+    .selectAll()
+    .where("created_by", "=", name)
+    .where("created_at", ">=", since)
+    .where("revoked_at", "is", null)
+    .orderBy("id")
+    .execute();
+}
+
 /** How many live principals count against `share` (the credentials minted under it, and its own). */
 export async function countLiveInShare(db: Kysely<Database>, share: string): Promise<number> {
   const row = await db

@@ -84,8 +84,9 @@ export async function token(argv: string[]): Promise<number> {
     }
     case "revoke": {
       only(["NAME"]);
-      const { principal, closed, withdrawn } = await request((c) => c.call("token/revoke", { name: positionals[0]! }));
+      const { principal, closed, withdrawn, minted } = await request((c) => c.call("token/revoke", { name: positionals[0]! }));
       const did = [
+        ...(minted.length ? [`and ${minted.length} credential${minted.length === 1 ? "" : "s"} it minted: ${minted.join(", ")}`] : []),
         ...(closed ? [`closed ${closed} connection${closed === 1 ? "" : "s"}`] : []),
         ...(withdrawn ? [`withdrew ${withdrawn} waiting proposal${withdrawn === 1 ? "" : "s"}`] : []),
       ];

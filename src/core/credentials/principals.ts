@@ -122,7 +122,18 @@ export class Principals {
       throw new SpoolError("INVALID_PARAMS", "expiresAt is in the past: give a time to come", { issues: [{ path: "expiresAt", message: "in the past" }] });
     }
     const id = randomBytes(8).toString("hex");
-    const share = await this.#shareFor(by, id);
+    const minter = by.name === HOME_PRINCIPAL_NAME ? undefined : await this.deps.repos.principals.findLivePrincipal(by.name);
+    // A credential gives its power for its lifetime only: one it mints lives no longer (and goes with it: revoke).
+    const until = minter?.expires_at ?? null;
+    if (until !== null && input.expiresAt !== undefined && input.expiresAt > until) {
+      throw new SpoolError(
+        "FORBIDDEN",
+        `"${by.name}" expires at ${new Date(until).toISOString()}: a credential it creates may not outlive it (expiresAt ${new Date(input.expiresAt).toISOString()})`,
+        { expiresAt: until },
+      );
+    }
+    const expiresAt = input.expiresAt ?? until;
+    const share = await this.#shareFor(by, id, minter);
     const secret = randomBytes(32).toString("base64url");
     try {
       const row = await this.deps.repos.principals.insertPrincipal({
@@ -134,7 +145,7 @@ export class Principals {
         secret_hash: sha256(secret).toString("hex"),
         created_by: by.name,
         created_at: now,
-        expires_at: input.expiresAt ?? null,
+        expires_at: expiresAt,
         revoked_at: null,
       });
       return { token: `spool_${id}_${secret}`, row };
@@ -146,10 +157,8 @@ export class Principals {
   }
 
   /** The share a credential `by` mints counts against (refused past its bound); the home's start their own (`id`). */
-  async #shareFor(by: PrincipalRef, id: string): Promise<string> {
-    if (by.name === HOME_PRINCIPAL_NAME) return id;
-    const minter = await this.deps.repos.principals.findLivePrincipal(by.name);
-    if (!minter) return id;
+  async #shareFor(by: PrincipalRef, id: string, minter: PrincipalRow | undefined): Promise<string> {
+    if (by.name === HOME_PRINCIPAL_NAME || !minter) return id;
     const share = shareOf(minter);
     const bound = this.deps.config.limits.maxCredentialsPerPrincipal;
     const live = await this.deps.repos.principals.countLiveInShare(share);
@@ -174,17 +183,32 @@ export class Principals {
    * (rejected, decided by `by` with the resolver `revoked`), so nobody accepts a command whose proposer no longer
    * exists. One it does not cover is NOT_FOUND, as a name nobody holds (its scope is not told), and nothing changes.
    */
-  async revoke(by: ConnectionHandle, name: string): Promise<{ row: PrincipalRow; closed: number; withdrawn: number }> {
+  async revoke(by: ConnectionHandle, name: string): Promise<{ row: PrincipalRow; closed: number; withdrawn: number; minted: string[] }> {
     const live = await this.deps.repos.principals.findLivePrincipal(name);
     if (!live || !covers(by.principal, refOf(live).projects)) throw notFound(`Principal "${name}"`, { name });
-    const row = await this.deps.repos.principals.revokePrincipal(name, Date.now());
+    const now = Date.now();
+    const row = await this.deps.repos.principals.revokePrincipal(name, now);
     if (!row) throw notFound(`Principal "${name}"`, { name });
-    const closed = this.#tell(name);
-    if (this.deps.bus.shared) this.deps.bus.publish({ t: "revoked", name });
-    // After the close: a connection of it can no longer propose while its proposals are read.
-    const withdrawn = await this.lifecycle.withdraw(name, { by: describeCaller(by), resolver: revokedResolver(by), reason: revokedReason(name) });
-    if (this.deps.bus.shared) this.deps.bus.publish({ t: "revoked", name, withdrawn: true });
-    return { row, closed, withdrawn: withdrawn.length };
+    // What it minted, and what those minted, go with it: a credential's power lasts as long as its minter's.
+    const revoked = [row];
+    for (let i = 0; i < revoked.length; i++) {
+      const minter = revoked[i]!;
+      for (const child of await this.deps.repos.principals.listLiveMintedBy(minter.name, minter.created_at)) {
+        const gone = await this.deps.repos.principals.revokePrincipal(child.name, now);
+        if (gone) revoked.push(gone);
+      }
+    }
+    let closed = 0;
+    let withdrawn = 0;
+    for (const { name: each } of revoked) {
+      closed += this.#tell(each);
+      if (this.deps.bus.shared) this.deps.bus.publish({ t: "revoked", name: each });
+      // After the close: a connection of it can no longer propose while its proposals are read.
+      const gone = await this.lifecycle.withdraw(each, { by: describeCaller(by), resolver: revokedResolver(by), reason: revokedReason(each) });
+      withdrawn += gone.length;
+      if (this.deps.bus.shared) this.deps.bus.publish({ t: "revoked", name: each, withdrawn: true });
+    }
+    return { row, closed, withdrawn, minted: revoked.slice(1).map((r) => r.name) };
   }
 
   /**

@@ -5,11 +5,11 @@ import { methods } from "../../protocol/methods/index.js";
 export const tokenRevoke = defineMethod({
   ...methods["token/revoke"],
   handler: async (params, ctx) => {
-    const { row, closed, withdrawn } = await ctx.core.principals.revoke(ctx.connection, params.name);
+    const { row, closed, withdrawn, minted } = await ctx.core.principals.revoke(ctx.connection, params.name);
     await ctx.core.audit.byCaller(ctx.connection, {
       action: "token/revoke",
-      detail: { name: row.name, role: row.role, closed, withdrawn },
+      detail: { name: row.name, role: row.role, closed, withdrawn, ...(minted.length ? { minted } : {}) },
     });
-    return { principal: principalView(row), closed, withdrawn };
+    return { principal: principalView(row), closed, withdrawn, minted };
   },
 });

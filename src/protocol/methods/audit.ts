@@ -106,6 +106,7 @@ export const AUDIT_DETAILS = {
       role: RoleName,
       closed: integer(),
       withdrawn: integer().optional().describe("Its proposals that waited for a decision, withdrawn (absent in older rows)"),
+      minted: z.array(z.string()).optional().describe("The credentials minted under it, revoked with it (absent when none)"),
     })
     .describe("A credential was revoked"),
   "notify/add": z

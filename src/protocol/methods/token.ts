@@ -24,7 +24,14 @@ export const tokenCreate = request({
     name: PrincipalName,
     role: RoleName,
     projects: z.array(z.string().regex(PROJECT_NAME, PROJECT_NAME_RULE)).min(1).max(100).optional().describe("The projects it may join; absent: every project"),
-    expiresAt: z.number().int().positive().optional().describe("When its token stops working (ms since the epoch, in the future); absent: never"),
+    expiresAt: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe(
+        "When its token stops working (ms since the epoch, in the future); absent: never, or when the creator's own credential expires (none may outlive it: FORBIDDEN)",
+      ),
   }),
   result: z.object({ token: z.string().describe("The credential (spool_<id>_<secret>); not stored, not shown again"), principal: PrincipalView }),
 });
@@ -41,13 +48,14 @@ export const tokenList = request({
 export const tokenRevoke = request({
   name: "token/revoke",
   description:
-    "Revokes a principal: its token stops working, its open connections close (on every server sharing the database), and its proposals that wait for a decision are withdrawn (rejected, resolver `revoked`), in every project. A name no live principal holds is NOT_FOUND, and nothing changes.",
+    "Revokes a principal and every credential minted under it (those it created, and theirs): their tokens stop working, their open connections close (on every server sharing the database), and their proposals that wait for a decision are withdrawn (rejected, resolver `revoked`), in every project. A name no live principal holds is NOT_FOUND, and nothing changes.",
   access: "none",
   role: "admin",
   params: z.strictObject({ name: PrincipalName }),
   result: z.object({
     principal: PrincipalView,
-    closed: z.number().int().describe("Connections of it this server closed"),
-    withdrawn: z.number().int().describe("Its proposals that waited for a decision, withdrawn (every project)"),
+    closed: z.number().int().describe("Connections of it (and of what it minted) this server closed"),
+    withdrawn: z.number().int().describe("Its proposals (and those of what it minted) that waited for a decision, withdrawn (every project)"),
+    minted: z.array(z.string()).describe("The credentials minted under it, revoked with it"),
   }),
 });
