@@ -177,6 +177,12 @@ export const LimitsSchema = z.strictObject({
     .int()
     .positive()
     .default(1024 * 1024),
+  maxOpenLoopsPerRun: z
+    .number()
+    .int()
+    .positive()
+    .default(16)
+    .describe("Loops one run may have queued or running (its prompts not yet answered); the next run/prompt is LIMIT_EXCEEDED until one ends"),
   maxPendingPerPrincipal: z
     .number()
     .int()

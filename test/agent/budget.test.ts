@@ -236,3 +236,46 @@ describe("a run's own budget at run/create", () => {
     }
   });
 });
+
+describe("a run's queued prompts", () => {
+  it("are bounded per run (limits.maxOpenLoopsPerRun): the next run/prompt is LIMIT_EXCEEDED and queues nothing; once one ends, another fits", async () => {
+    const model = await ScriptedModel.start();
+    let answer: () => void = () => {};
+    const held = new Promise<void>((resolve) => {
+      answer = resolve;
+    });
+    model.reply(async () => {
+      await held;
+      return { tools: [{ id: "done_1", name: "done", arguments: { summary: "first" } }] };
+    });
+    const ts = await startTestServer({
+      env: { SPOOL_MODEL_TEST: "openai/test-model", OPENAI_BASE_URL: model.baseUrl },
+      limits: { maxOpenLoopsPerRun: 2 },
+    });
+    try {
+      const c = await ts.clientIn("loops");
+      await c.call("run/create", { alias: "busy", model: "test", prompt: "first" });
+      await model.received(1);
+      await c.call("run/prompt", { run: "busy", prompt: "second" });
+      const refused = c.call("run/prompt", { run: "busy", prompt: "third" });
+      await expect(refused).rejects.toMatchObject({ data: { code: "LIMIT_EXCEEDED", limit: "maxOpenLoopsPerRun", bound: 2, run: "busy" } });
+      model.reply(
+        { tools: [{ id: "done_2", name: "done", arguments: { summary: "second" } }] },
+        { tools: [{ id: "done_3", name: "done", arguments: { summary: "third" } }] },
+      );
+      answer();
+      await eventually(async () => (await c.call("run/get", { run: "busy" })).run.status === RUN.done, 20_000, "the two loops done");
+      expect((await c.call("run/prompt", { run: "busy", prompt: "third" })).loop).toBe(3);
+      await eventually(async () => (await c.call("run/get", { run: "busy" })).run.status === RUN.done, 20_000, "the third loop done");
+      expect(model.requests).toHaveLength(3);
+      // A prompt over 256 KiB is refused at run/create as at run/prompt, and no run is made.
+      await expect(c.call("run/create", { alias: "huge", model: "test", prompt: "x".repeat(256 * 1024 + 1) })).rejects.toMatchObject({
+        data: { code: "INVALID_PARAMS" },
+      });
+      expect((await c.call("run/list", {})).runs.map((r) => r.alias)).not.toContain("huge");
+    } finally {
+      await ts.stop();
+      await model.close();
+    }
+  });
+});
