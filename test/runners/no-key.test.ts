@@ -7,7 +7,7 @@ import { recordedStatePaths, recordStatePaths } from "../../src/home/registry.js
 import { factValue, proposalFacts } from "../../src/protocol/proposal-facts.js";
 import type { ExecSpec } from "../../src/runners/backend.js";
 import { LocalBackend } from "../../src/runners/local/local.js";
-import { expandHome } from "../../src/runners/sandbox/view.js";
+import { expandHome, loginHomes } from "../../src/runners/sandbox/view.js";
 import { describeWithInfra } from "../helpers/infra.js";
 import { freshDatabase } from "../helpers/postgres.js";
 import { type RunnerProcess, spawnRunner } from "../helpers/process.js";
@@ -242,6 +242,48 @@ describeWithBwrap("nothing of the runner user's home is in view, its credential 
       expect(out).toBe("project\n");
     });
   }
+
+  it("a project root that is, or holds, the home of another user who logs in is refused in both modes; one below it runs, seeing the project alone", async () => {
+    const others = realpathSync(mkdtempSync("/var/tmp/spool-nokey-users-"));
+    const alice = join(others, "alice");
+    mkdirSync(join(alice, ".ssh"), { recursive: true, mode: 0o700 });
+    mkdirSync(join(alice, "work"));
+    writeFileSync(join(alice, ".ssh", "id_ed25519"), "ALICE KEY\n", { mode: 0o600 });
+    const passwd = join(others, "passwd");
+    writeFileSync(passwd, `alice:x:1001:1001::${alice}:/bin/bash\nsvc:x:999:999::${others}:/usr/sbin/nologin\n`);
+    const users = new LocalBackend({ environ: { ...process.env, HOME: home }, passwd });
+    try {
+      const start = (root: string, mode: "read-only" | "workspace-write") =>
+        users.start({
+          command: "cat .ssh/id_ed25519; ls -A",
+          cwd: root,
+          workspace: root,
+          env: {},
+          sandbox: { mode, network: false },
+          signal: new AbortController().signal,
+        });
+      for (const mode of ["read-only", "workspace-write"] as const) {
+        for (const root of [alice, others]) {
+          const refused = await start(root, mode).catch((error: unknown) => error);
+          expect((refused as Error).message).toContain(`it is or holds the home directory of a user who logs in here, ${alice}`);
+        }
+        const below = await start(join(alice, "work"), mode);
+        let out = "";
+        below.stdout.on("data", (data: Buffer) => {
+          out += data.toString();
+        });
+        below.stderr.resume();
+        await below.result;
+        expect(out).not.toContain("ALICE KEY");
+      }
+      // The service account (no login shell) is no one's home: its directory is no refusal of its own.
+      expect(loginHomes(passwd)).toEqual(expect.arrayContaining([alice]));
+      expect(loginHomes(passwd)).not.toContain(others);
+    } finally {
+      await users.close();
+      rmSync(others, { recursive: true, force: true });
+    }
+  });
 
   it("without a sandbox (full) the same command reads them (the test can fail)", async () => {
     const out = await run(`cat ${home}/.ssh/id_ed25519`, "full");

@@ -34,7 +34,18 @@ import {
 } from "../sandbox/sandbox.js";
 import { seccompFor } from "../sandbox/seccomp.js";
 import { SETUP_FD, SetupFailed, type SetupMarker, setupFailed } from "../sandbox/setup.js";
-import { expandHome, inSystem, localHomes, pathIdentity, privateHome, realOrPlanned, statProgram, viewRefusal, viewRefusalMessage } from "../sandbox/view.js";
+import {
+  expandHome,
+  inSystem,
+  localHomes,
+  loginHomes,
+  pathIdentity,
+  privateHome,
+  realOrPlanned,
+  statProgram,
+  viewRefusal,
+  viewRefusalMessage,
+} from "../sandbox/view.js";
 import { shellScript } from "../shell.js";
 import { supervise, withManyListeners } from "../supervise.js";
 import { type CommandCgroup, type ContainerChoice, type ContainerInfo, containment } from "./container.js";
@@ -55,6 +66,8 @@ export interface LocalBackendOptions {
   bwrap?: string;
   /** The runner's environment, where the base variables (PATH, HOME, LANG, TERM) come from; default process.env. Nothing else of it reaches a command. */
   environ?: NodeJS.ProcessEnv;
+  /** The password file whose users' homes (those who log in) no sandboxed command's project root may be or hold; default /etc/passwd. */
+  passwd?: string;
   /** Told of each process group started and of its leader's exit, so a runner that dies unannounced can have its leftovers killed (orphans.ts). */
   processes?: ProcessRecorder;
   /** What holds each command's processes (container.ts): `auto` (default) a cgroup where this process may make one, else a PID namespace. */
@@ -333,6 +346,7 @@ export class LocalBackend implements Backend {
       workspace,
       cwd: realCwd,
       homes: this.#homes(),
+      userHomes: loginHomes(this.options.passwd),
       protect: protect.map((p) => p.path),
       view,
       bound: { stat, paths: [...root, ...readOnly, ...writable, ...protect] },

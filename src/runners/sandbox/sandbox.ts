@@ -95,6 +95,8 @@ export interface BwrapPlan {
    * of them or holds one, where a command could write what a login runs outside the sandbox (~/.ssh/rc, ~/.profile).
    */
   homes?: readonly string[];
+  /** Every other user's home who logs in here (view.ts loginHomes): neither mode takes a workspace that is or holds one. */
+  userHomes?: readonly string[];
   /** Existing paths inside the workspace that a login runs (`LOGIN_FILES`): bound again read-only in workspace-write. */
   protect?: readonly string[];
   /**
@@ -183,12 +185,15 @@ export function configuredPathsProblem(readOnly: readonly string[], writable: re
  * workspace-write it could write what a login runs; in read-only it would read all of the home (its private home is
  * then the project itself, the MCP clients' configs, ~/.pgpass and saved tokens with it).
  */
-export function homeWorkspaceMessage(workspace: string, home: string, mode: "read-only" | "workspace-write" = "workspace-write"): string {
+export function homeWorkspaceMessage(workspace: string, home: string, mode: "read-only" | "workspace-write" = "workspace-write", own = true): string {
   const why =
     mode === "workspace-write"
       ? "where a command could write what a login runs outside the sandbox (~/.ssh, ~/.profile, ~/.bashrc)"
-      : "all of which a command would read (a client's config holding a token, ~/.pgpass, a saved token), its private home being the project itself";
-  return `${mode} is refused with ${workspace} as the project root: it is or holds the runner user's home directory ${home}, ${why}; start the runner with --root DIR naming a project directory (below the home), or choose a project directory as the project root`;
+      : own
+        ? "all of which a command would read (a client's config holding a token, ~/.pgpass, a saved token), its private home being the project itself"
+        : "all of which a command would read (its keys, a client's config holding a token, ~/.pgpass, a saved token)";
+  const whose = own ? "the runner user's home directory" : "the home directory of a user who logs in here,";
+  return `${mode} is refused with ${workspace} as the project root: it is or holds ${whose} ${home}, ${why}; start the runner with --root DIR naming a project directory (below the home), or choose a project directory as the project root`;
 }
 
 /**
@@ -242,6 +247,8 @@ export function bwrapArgs(plan: BwrapPlan): string[] {
   // read-only command would read all of it, the private home being the project itself.
   const home = (plan.homes ?? []).find((home) => within(home, plan.workspace));
   if (home) throw new Error(homeWorkspaceMessage(plan.workspace, home, plan.mode));
+  const userHome = (plan.userHomes ?? []).find((home) => within(home, plan.workspace));
+  if (userHome) throw new Error(homeWorkspaceMessage(plan.workspace, userHome, plan.mode, false));
   if (!within(plan.cwd, plan.workspace)) throw new Error(cwdOutsideMessage(plan.cwd, plan.workspace));
   // The system, read-only; /etc and /usr/local/etc as every user may read them, their copies bound over the system's
   // (the probe's: the machine's /etc). A project rooted at / (the probe's, read-only) is everything already, bound

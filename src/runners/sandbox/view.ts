@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, lstatSync, openSync, readlinkSync, realpathSync, statSync } from "node:fs";
+import { closeSync, constants, fstatSync, lstatSync, openSync, readFileSync, readlinkSync, realpathSync, statSync } from "node:fs";
 import { userInfo } from "node:os";
 import { basename, dirname, isAbsolute, join, normalize } from "node:path";
 import { realOrPlanned, within } from "../../paths.js";
@@ -130,6 +130,29 @@ export function localRealDir(path: string): string | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * The home directories of this machine's users who log in (real paths): /root, /home, and every account's in the
+ * password file whose shell is no `nologin` or `false` (a service's home, /var/www say, is no one's login). A project
+ * root that is one, or holds one, would show (or let a command write) that user's keys, tokens and login files.
+ */
+export function loginHomes(passwd = "/etc/passwd"): string[] {
+  const homes = new Set<string>(["/root", "/home"]);
+  let text = "";
+  try {
+    text = readFileSync(passwd, "utf8");
+  } catch {
+    return [...homes];
+  }
+  for (const line of text.split("\n")) {
+    const fields = line.split(":");
+    const [home, shell] = [fields[5] ?? "", fields[6] ?? ""];
+    if (!home.startsWith("/") || /(nologin|false)$/.test(shell.trim())) continue;
+    const real = localRealDir(home);
+    if (real && real !== "/" && !inSystem(real)) homes.add(real);
+  }
+  return [...homes];
 }
 
 /** This machine's home directories (real paths): the runner account's, $HOME, /root and /home (every user's). */
