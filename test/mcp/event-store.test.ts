@@ -39,4 +39,18 @@ describe("SessionEventStore (a /mcp session's SSE events, for Last-Event-ID)", (
     expect((await replay(store, ids[0]!)).sent.map(([id]) => id)).toEqual(ids.slice(1));
     expect(await store.getStreamIdForEventId(first)).toBeUndefined();
   });
+
+  it("keeps at most its bytes: large events push the oldest out, one larger than the bound is not kept", async () => {
+    const big = (n: number): JSONRPCMessage => ({ jsonrpc: "2.0", id: n, result: { text: "x".repeat(400) } });
+    const store = new SessionEventStore(1000, 2000);
+    const ids: string[] = [];
+    for (let n = 0; n < 10; n++) ids.push(await store.storeEvent("a", big(n)));
+    expect(store.bytes).toBeLessThanOrEqual(2000);
+    await expect(replay(store, ids[0]!)).rejects.toThrow(/unknown or too old/);
+    const kept = ids.filter((_, i) => i >= ids.length - 4);
+    expect((await replay(store, kept[0]!)).sent.map(([id]) => id)).toEqual(kept.slice(1));
+    const huge = await store.storeEvent("a", { jsonrpc: "2.0", id: 99, result: { text: "y".repeat(5000) } });
+    expect(await store.getStreamIdForEventId(huge)).toBeUndefined();
+    expect(store.bytes).toBe(0);
+  });
 });

@@ -2,20 +2,37 @@ import type { EventId, EventStore, JSONRPCMessage, StreamId } from "@modelcontex
 
 /**
  * The SSE events of one MCP session, kept so a client that lost a stream resumes it with Last-Event-ID
- * (Streamable HTTP's resumability). Bounded: the oldest events go first; a client that comes back after them
- * gets what is left. What outlives the session (a command and its output) is in Spool's store, not here.
+ * (Streamable HTTP's resumability). Bounded by count and by bytes (a reply of a few MB, a resource read say, counts
+ * its size: at 1,000 events alone a session kept GBs): the oldest events go first, and one larger than the whole
+ * bound is not kept; a client that comes back after them gets what is left, or is told its event is too old. What
+ * outlives the session (a command and its output) is in Spool's store, not here.
  */
 export class SessionEventStore implements EventStore {
-  readonly #events = new Map<EventId, { stream: StreamId; message: JSONRPCMessage }>();
+  readonly #events = new Map<EventId, { stream: StreamId; message: JSONRPCMessage; bytes: number }>();
   #next = 0;
+  #bytes = 0;
 
-  constructor(private readonly maxEvents = 1000) {}
+  constructor(
+    private readonly maxEvents = 1000,
+    private readonly maxBytes = 4 * 1024 * 1024,
+  ) {}
+
+  /** The bytes of the events kept (their JSON). */
+  get bytes(): number {
+    return this.#bytes;
+  }
 
   async storeEvent(stream: StreamId, message: JSONRPCMessage): Promise<EventId> {
     this.#next += 1;
     const id = `${stream}_${this.#next}`;
-    this.#events.set(id, { stream, message });
-    if (this.#events.size > this.maxEvents) this.#events.delete(this.#events.keys().next().value!);
+    const bytes = Buffer.byteLength(JSON.stringify(message));
+    this.#events.set(id, { stream, message, bytes });
+    this.#bytes += bytes;
+    while (this.#events.size > this.maxEvents || this.#bytes > this.maxBytes) {
+      const [oldest, event] = this.#events.entries().next().value!;
+      this.#events.delete(oldest);
+      this.#bytes -= event.bytes;
+    }
     return id;
   }
 
