@@ -1,6 +1,11 @@
+/** The group of the home's connections (core/share-key.ts HOME_SHARE): taken from last. */
+export const HOME_GROUP = "home";
+
 /** Something that holds memory for one client and can be made to let go of it (a connection). */
 export interface MemoryHolder {
   readonly id: string;
+  /** Whose bounds it counts against: its principal's share (the holders of one principal are taken from together). */
+  readonly group: string;
   /** Bytes held now: output not yet flushed, requests not yet answered, chunks queued for watchers. */
   readonly held: number;
   /** Whether it is already on its way out (its bytes are let go when its socket is gone). */
@@ -10,11 +15,11 @@ export interface MemoryHolder {
 }
 
 /**
- * The server-wide budget of memory held for clients. Connections report what
- * they hold as it changes; when the total passes the ceiling, the connection
- * holding the most is closed (1013, try again later), and the next, until
- * what the others hold is under it again. Looking for the largest holder costs one pass over the
- * connections, and happens only when the ceiling is passed.
+ * The server-wide budget of memory held for clients. Connections report what they hold as it changes; when the total
+ * passes the ceiling, the principal (share) whose connections hold the most together gives first: its connection
+ * holding the most is closed (1013, try again later), and the next, until what the others hold is under it again. So
+ * one principal's excess, spread over many connections, never closes another's. The home's share (`HOME_GROUP`) gives
+ * last. Looking for the largest costs one pass over the connections, and happens only when the ceiling is passed.
  */
 export class ClientMemory {
   #total = 0;
@@ -45,14 +50,31 @@ export class ClientMemory {
     for (;;) {
       // Connections already closing still hold their bytes until their sockets are gone; they are not chosen again.
       let leaving = 0;
-      let largest: MemoryHolder | null = null;
+      const groups = new Map<string, { held: number; largest: MemoryHolder }>();
       for (const holder of this.#holders) {
-        if (holder.closing) leaving += holder.held;
-        else if (holder.held > (largest?.held ?? 0)) largest = holder;
+        if (holder.closing) {
+          leaving += holder.held;
+          continue;
+        }
+        if (holder.held <= 0) continue;
+        const group = groups.get(holder.group);
+        if (!group) groups.set(holder.group, { held: holder.held, largest: holder });
+        else {
+          group.held += holder.held;
+          if (holder.held > group.largest.held) group.largest = holder;
+        }
       }
-      if (this.#total - leaving <= this.limit || !largest) return;
+      if (this.#total - leaving <= this.limit) return;
+      let chosen: { held: number; largest: MemoryHolder } | null = null;
+      for (const [name, group] of groups) {
+        const home = name === HOME_GROUP;
+        const chosenHome = chosen !== null && chosen.largest.group === HOME_GROUP;
+        if (!chosen || (chosenHome && !home) || (home === chosenHome && group.held > chosen.held)) chosen = group;
+      }
+      if (!chosen) return;
+      const { largest } = chosen;
       largest.evict(
-        `server memory budget: clients hold ${this.#total} bytes (limits.maxClientMemoryBytes ${this.limit}), this connection the most (${largest.held})`,
+        `server memory budget: clients hold ${this.#total} bytes (limits.maxClientMemoryBytes ${this.limit}); this connection's principal holds the most (${chosen.held}), this connection ${largest.held} of it`,
       );
     }
   }

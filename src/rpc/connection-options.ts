@@ -20,4 +20,9 @@ export interface ConnectionOptions {
   principal?: PrincipalRef;
   /** How it reached the server, as the server verified it; default: in process. */
   via?: TransportKind;
+  /**
+   * Whose bounds it counts against (the share of its credential's principal, core/share-key.ts): the server's memory
+   * budget takes from the share holding the most first. None: a share of its own.
+   */
+  share?: string;
 }

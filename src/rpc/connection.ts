@@ -44,6 +44,8 @@ export const DEFAULT_CONCURRENCY = 16;
  */
 export class ServerConnection implements ConnectionHandle, MemoryHolder {
   readonly id = randomBytes(6).toString("hex");
+  /** Whose bounds it counts against (MemoryHolder): its principal's share, else its own id. */
+  readonly group: string;
   project: ProjectRef | null = null;
   clientInfo: { name: string; version: string } | null = null;
   /** How it reached the server, as the server verified it (never what the client says). */
@@ -89,6 +91,7 @@ export class ServerConnection implements ConnectionHandle, MemoryHolder {
     this.maxOutboundBytes = options.maxOutboundBytes ?? Number.POSITIVE_INFINITY;
     this.principal = options.principal ?? HOME_PRINCIPAL;
     this.via = options.via ?? "in-process";
+    this.group = options.share ?? this.id;
     this.#memory = options.memory;
     this.#memory?.add(this);
     this.#warn = options.warn ?? (() => undefined);

@@ -93,8 +93,11 @@ export class RpcHost {
     this.registry.freeze();
   }
 
-  /** Takes a connection that acts as `principal` (in-process ones, with none, act as the home's admin), come by `via`. */
-  accept(transport: Transport, principal?: PrincipalRef, via?: TransportKind): ServerConnection {
+  /**
+   * Takes a connection that acts as `principal` (in-process ones, with none, act as the home's admin), come by `via`,
+   * counting against `share`'s bounds (its own when none is given).
+   */
+  accept(transport: Transport, principal?: PrincipalRef, via?: TransportKind, share?: string): ServerConnection {
     const connection = new ServerConnection(
       transport,
       {
@@ -113,6 +116,7 @@ export class RpcHost {
         warn: (message) => this.log.warn(message),
         principal,
         via,
+        ...(share === undefined ? {} : { share }),
       },
     );
     this.connections.add(connection);

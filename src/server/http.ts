@@ -229,7 +229,7 @@ function websocketUpgrade(config: SpoolConfig, log: Logger, services: Services, 
             `closing the connection from ${request.socket.remoteAddress}:${request.socket.remotePort}: nothing received for ${silentMs} ms (livenessTimeoutMs ${config.livenessTimeoutMs}); taken for dead`,
           ),
       });
-      const connection = rpc.accept(wsTransport(ws, socket, scavenger), principal, transport);
+      const connection = rpc.accept(wsTransport(ws, socket, scavenger), principal, transport, share);
       shares.add(share, connection);
       if (byToken?.expiresAt != null) closeAtExpiry(connection, byToken.expiresAt);
       if ((revokedAt.get(principal.name) ?? -1) >= checkedAt) connection.closeFor(1008, "credential revoked", `principal "${principal.name}" was revoked`);
