@@ -1,4 +1,4 @@
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
@@ -7,7 +7,7 @@ import { recordedStatePaths, recordStatePaths } from "../../src/home/registry.js
 import { factValue, proposalFacts } from "../../src/protocol/proposal-facts.js";
 import type { ExecSpec } from "../../src/runners/backend.js";
 import { LocalBackend } from "../../src/runners/local/local.js";
-import { expandHome, loginHomes } from "../../src/runners/sandbox/view.js";
+import { expandHome, loginHomes, spoolCode } from "../../src/runners/sandbox/view.js";
 import { describeWithInfra } from "../helpers/infra.js";
 import { freshDatabase } from "../helpers/postgres.js";
 import { type RunnerProcess, spawnRunner } from "../helpers/process.js";
@@ -283,6 +283,43 @@ describeWithBwrap("nothing of the runner user's home is in view, its credential 
       await users.close();
       rmSync(others, { recursive: true, force: true });
     }
+  });
+
+  it("a project that holds Spool's own code (its package, the node_modules it loads from, node): workspace-write is refused before anything runs; read-only runs", async () => {
+    const project = realpathSync(mkdtempSync("/var/tmp/spool-nokey-code-"));
+    const installed = join(project, "node_modules");
+    mkdirSync(join(installed, "spool"), { recursive: true });
+    const local = new LocalBackend({ environ: { ...process.env, HOME: home }, spoolCode: [join(installed, "spool"), installed] });
+    try {
+      const start = (mode: "read-only" | "workspace-write") =>
+        local.start({
+          command: "echo ran > ran; echo ran",
+          cwd: project,
+          workspace: project,
+          env: {},
+          sandbox: { mode, network: false },
+          signal: new AbortController().signal,
+        });
+      const refused = await start("workspace-write").catch((error: unknown) => error);
+      expect((refused as Error).message).toMatch(
+        new RegExp(`the command could write ${installed}/spool \\(in ${project}\\), which holds code Spool runs outside every sandbox`),
+      );
+      expect(existsSync(join(project, "ran"))).toBe(false);
+      const readOnly = await start("read-only");
+      let out = "";
+      readOnly.stdout.on("data", (data: Buffer) => {
+        out += data.toString();
+      });
+      readOnly.stderr.resume();
+      await readOnly.result;
+      expect(out).toBe("ran\n");
+    } finally {
+      await local.close();
+      rmSync(project, { recursive: true, force: true });
+    }
+    // This installation's own: the checkout the suite runs from, the node_modules it loads from, and node.
+    const repo = realpathSync(new URL("../..", import.meta.url).pathname);
+    expect(spoolCode()).toEqual(expect.arrayContaining([repo, join(repo, "node_modules"), realpathSync(process.execPath)]));
   });
 
   it("without a sandbox (full) the same command reads them (the test can fail)", async () => {

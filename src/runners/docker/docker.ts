@@ -21,7 +21,7 @@ import {
   sandboxResult,
 } from "../sandbox/sandbox.js";
 import { mountCheck } from "../sandbox/setup.js";
-import { expandHome, localHomes, pathIdentity, realOrPlanned, viewRefusal, viewRefusalMessage } from "../sandbox/view.js";
+import { expandHome, localHomes, mountsProblem, pathIdentity, realOrPlanned } from "../sandbox/view.js";
 import { shellScript } from "../shell.js";
 import { PidLine, wrapperScript } from "../streams.js";
 import { supervise, withManyListeners } from "../supervise.js";
@@ -256,8 +256,9 @@ export class DockerBackend implements Backend {
       if (!this.options.engine) record.record(roots);
       const recorded = await recordedStateSoon(process.env);
       const secrets = [...(sandbox.secrets ?? []).map(realOrPlanned), ...recorded.files, ...recorded.dirs];
-      const refusal = viewRefusal(roots, secrets);
-      if (refusal) throw new StartError(`Cannot start the command: ${viewRefusalMessage(refusal, "the container's mounts")}`);
+      // Nor may what this machine runs outside every sandbox be writable through a mount (another engine's are its own).
+      const why = mountsProblem(roots, this.options.engine ? [] : roots.filter((_, i) => !mounts[i]!.readOnly), secrets);
+      if (why) throw new StartError(`Cannot start the command: ${why}`);
     }
     // What the engine mounts is what was judged: each source's identity now, compared inside the container before the
     // command runs (a root swapped for a link between this check and the engine's mount is refused there). The source

@@ -1,7 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { constants, existsSync, lstatSync, realpathSync } from "node:fs";
 import { access, stat } from "node:fs/promises";
-import { userInfo } from "node:os";
 import { join } from "node:path";
 import { recordedStateSoon } from "../../home/registry.js";
 import { ViewRecord } from "../../home/views.js";
@@ -35,6 +34,7 @@ import {
 import { seccompFor } from "../sandbox/seccomp.js";
 import { SETUP_FD, SetupFailed, type SetupMarker, setupFailed } from "../sandbox/setup.js";
 import {
+  codeRefusal,
   expandHome,
   inSystem,
   localHomes,
@@ -42,6 +42,7 @@ import {
   pathIdentity,
   privateHome,
   realOrPlanned,
+  runnerHomes,
   statProgram,
   viewRefusal,
   viewRefusalMessage,
@@ -66,6 +67,8 @@ export interface LocalBackendOptions {
   bwrap?: string;
   /** The runner's environment, where the base variables (PATH, HOME, LANG, TERM) come from; default process.env. Nothing else of it reaches a command. */
   environ?: NodeJS.ProcessEnv;
+  /** Where Spool's own code lies (view.ts spoolCode), for a test; default: this installation's. */
+  spoolCode?: readonly string[];
   /** The password file whose users' homes (those who log in) no sandboxed command's project root may be or hold; default /etc/passwd. */
   passwd?: string;
   /** Told of each process group started and of its leader's exit, so a runner that dies unannounced can have its leftovers killed (orphans.ts). */
@@ -158,16 +161,7 @@ export class LocalBackend implements Backend {
 
   /** The runner user's home directories, as real paths: the account's and $HOME where it names another. */
   #homes(): string[] {
-    const homes = new Set<string>();
-    for (const home of [userInfo().homedir, this.#environ.HOME]) {
-      if (!home) continue;
-      try {
-        homes.add(realpathSync(home));
-      } catch {
-        // A home that does not exist holds nothing a login would run.
-      }
-    }
-    return [...homes];
+    return runnerHomes(this.#environ.HOME);
   }
 
   async sandbox(): Promise<SandboxInfo> {
@@ -281,6 +275,8 @@ export class LocalBackend implements Backend {
         .map((secret) => ({ secret, root: "the system directories" }))[0] ??
       null;
     if (refusal) refuse(viewRefusalMessage(refusal));
+    const code = codeRefusal(sandbox.mode === "workspace-write" ? [workspace, ...writable] : writable, this.options.spoolCode);
+    if (code) refuse(code);
     return { home: probed.info.view?.home ?? privateHome(home), readOnly, writable, copies };
   }
 

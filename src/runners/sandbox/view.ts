@@ -1,6 +1,8 @@
-import { closeSync, constants, fstatSync, lstatSync, openSync, readFileSync, readlinkSync, realpathSync, statSync } from "node:fs";
+import { closeSync, constants, existsSync, fstatSync, lstatSync, openSync, readFileSync, readlinkSync, realpathSync, statSync } from "node:fs";
+import { createRequire } from "node:module";
 import { userInfo } from "node:os";
 import { basename, dirname, isAbsolute, join, normalize } from "node:path";
+import { fileURLToPath } from "node:url";
 import { realOrPlanned, within } from "../../paths.js";
 
 /*
@@ -155,6 +157,20 @@ export function loginHomes(passwd = "/etc/passwd"): string[] {
   return [...homes];
 }
 
+/** The runner user's home directories, as real paths: the account's and `home` ($HOME) where it names another. */
+export function runnerHomes(home: string | undefined): string[] {
+  const homes = new Set<string>();
+  for (const path of [userInfo().homedir, home]) {
+    if (!path) continue;
+    try {
+      homes.add(realpathSync(path));
+    } catch {
+      // A home that does not exist holds nothing a login would run.
+    }
+  }
+  return [...homes];
+}
+
 /** This machine's home directories (real paths): the runner account's, $HOME, /root and /home (every user's). */
 export function localHomes(home: string | undefined): string[] {
   const homes = new Set<string>(["/root", "/home"]);
@@ -252,6 +268,54 @@ export function viewRefusal(roots: readonly string[], secrets: readonly string[]
     if (root !== undefined) return { secret, root };
   }
   return null;
+}
+
+let code: string[] | null = null;
+
+/**
+ * Where the code Spool runs lies (real paths): its package (the directory above this file holding package.json),
+ * the node_modules its dependencies load from, and the node binary. The server, its runners and the egress proxy
+ * run it outside every sandbox, so a command that may write there becomes them at their next start (or at the
+ * next lazy import): Spool installed in a project (`npm i -D`), or a project that is Spool's own checkout.
+ */
+export function spoolCode(): string[] {
+  if (code) return code;
+  const found = new Set<string>([realOrPlanned(process.execPath)]);
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (dir !== dirname(dir) && !existsSync(join(dir, "package.json"))) dir = dirname(dir);
+  if (dir !== dirname(dir)) found.add(realOrPlanned(dir));
+  try {
+    // A dependency every start loads: the node_modules it resolves from (hoisted beside Spool in a project's install).
+    const resolved = createRequire(import.meta.url).resolve("ws");
+    const at = resolved.lastIndexOf("/node_modules/");
+    if (at >= 0) found.add(realOrPlanned(resolved.slice(0, at + "/node_modules".length)));
+  } catch {
+    // bundled: nothing outside the package
+  }
+  code = [...found];
+  return code;
+}
+
+/**
+ * Why a sandboxed command may not start when a path it may write (its workspace in workspace-write, a configured
+ * writable path, a container's writable mount) is or holds Spool's own code (`spoolCode`); null when none does.
+ */
+export function codeRefusal(writable: readonly string[], codePaths: readonly string[] = spoolCode()): string | null {
+  for (const path of codePaths) {
+    const root = writable.find((root) => within(path, root));
+    if (root !== undefined)
+      return `the command could write ${path}${path === root ? "" : ` (in ${root})`}, which holds code Spool runs outside every sandbox (the server, its runners, the egress proxy): it could change what they run; nothing was run — run Spool from an install outside the project (npm install -g), or run the command read-only`;
+  }
+  return null;
+}
+
+/**
+ * Why a container's mounts (`roots`, real paths; `writable` those mounted read-write) may not be made: one holds a
+ * known secret, or makes Spool's code writable; null when neither.
+ */
+export function mountsProblem(roots: readonly string[], writable: readonly string[], secrets: readonly string[]): string | null {
+  const refusal = viewRefusal(roots, secrets);
+  return refusal ? viewRefusalMessage(refusal, "the container's mounts") : codeRefusal(writable);
 }
 
 /** What a person reads when a command is refused for a known secret in its view. */
