@@ -6,8 +6,10 @@ import type { ProjectRef } from "../rpc/connection-context.js";
 export interface AgentLoop {
   /** Throws a clear error for an unknown model alias or one whose provider is not loaded. */
   checkModel(alias: string): void;
+  /** Throws LIMIT_EXCEEDED when the run holds as many prompts queued or under way as it may (limits.maxOpenLoopsPerRun). */
+  checkRoom(run: RunRow): Promise<void>;
   /**
-   * Queues `prompt` as the run's next loop and starts driving it; an untitled run takes its title from it.
+   * Queues `prompt` as the run's next loop (checkRoom first) and starts driving it; an untitled run takes its title from it.
    * `traceparent`: the caller's W3C trace context, which the traces of the loop's proposals continue.
    */
   prompt(project: ProjectRef, run: RunRow, prompt: string, mode: "ask" | "act", traceparent?: string): Promise<LoopRow>;

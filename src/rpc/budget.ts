@@ -64,12 +64,17 @@ export class ClientMemory {
           if (holder.held > group.largest.held) group.largest = holder;
         }
       }
-      if (this.#total - leaving <= this.limit) return;
+      const excess = this.#total - leaving - this.limit;
+      if (excess <= 0) return;
+      // The home's connections give last, while closing the others' can bring the total under the ceiling: when it
+      // cannot (the home alone holds too much), the home's give first, and nobody else's is closed for nothing.
+      const others = [...groups].reduce((sum, [name, group]) => (name === HOME_GROUP ? sum : sum + group.held), 0);
+      const spareHome = others >= excess;
       let chosen: { held: number; largest: MemoryHolder } | null = null;
-      for (const [name, group] of groups) {
-        const home = name === HOME_GROUP;
-        const chosenHome = chosen !== null && chosen.largest.group === HOME_GROUP;
-        if (!chosen || (chosenHome && !home) || (home === chosenHome && group.held > chosen.held)) chosen = group;
+      // Given last: the home's while it is spared, else everyone else's.
+      const last = (g: { largest: MemoryHolder }) => (g.largest.group === HOME_GROUP) === spareHome;
+      for (const group of groups.values()) {
+        if (!chosen || (last(chosen) && !last(group)) || (last(chosen) === last(group) && group.held > chosen.held)) chosen = group;
       }
       if (!chosen) return;
       const { largest } = chosen;

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { JSONRPCClient } from "json-rpc-2.0";
 import { decodeBinaryFrame } from "../protocol/binary-frame.js";
 import type { PrincipalRef, TransportKind } from "../protocol/roles.js";
-import type { ClientMemory, MemoryHolder } from "./budget.js";
+import { type ClientMemory, HOME_GROUP, type MemoryHolder } from "./budget.js";
 import { type ConnectionHandle, DRAINED_BYTES, HOME_PRINCIPAL, type ProjectRef } from "./connection-context.js";
 import type { ConnectionOptions } from "./connection-options.js";
 import { rpcError, SpoolError } from "./errors.js";
@@ -91,7 +91,8 @@ export class ServerConnection implements ConnectionHandle, MemoryHolder {
     this.maxOutboundBytes = options.maxOutboundBytes ?? Number.POSITIVE_INFINITY;
     this.principal = options.principal ?? HOME_PRINCIPAL;
     this.via = options.via ?? "in-process";
-    this.group = options.share ?? this.id;
+    // In-process connections with no principal act as the home's admin: the home's group.
+    this.group = options.share ?? (options.principal ? this.id : HOME_GROUP);
     this.#memory = options.memory;
     this.#memory?.add(this);
     this.#warn = options.warn ?? (() => undefined);

@@ -39,15 +39,15 @@ export function revokePrincipal(db: Kysely<Database>, name: string, at: number):
 }
 
 /**
- * The live principals `name` minted since `since` (when the live holder of the name was made: an earlier holder's,
- * revoked with it, are not its).
+ * The live principals `name` minted after row `afterId` (the live holder of the name: an earlier holder's, revoked with
+ * it, are not its; row ids, not clocks, so servers whose clocks differ agree).
  */
-export function listLiveMintedBy(db: Kysely<Database>, name: string, since: number): Promise<PrincipalRow[]> {
+export function listLiveMintedBy(db: Kysely<Database>, name: string, afterId: number): Promise<PrincipalRow[]> {
   return db
     .selectFrom("principals")
     .selectAll()
     .where("created_by", "=", name)
-    .where("created_at", ">=", since)
+    .where("id", ">", afterId)
     .where("revoked_at", "is", null)
     .orderBy("id")
     .execute();

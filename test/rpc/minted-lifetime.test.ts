@@ -42,6 +42,19 @@ describe("credentials minted under another live no longer than it", () => {
     expect((await admin.call("token/create", { name: "forever", role: "viewer" })).principal.expiresAt).toBeNull();
   });
 
+  it("a connection whose credential is no longer live (revoked, its close on its way) mints nothing: FORBIDDEN, nothing made", async () => {
+    const { createMemoryTransportPair } = await import("../../src/rpc/transport.js");
+    const [serverSide, clientSide] = createMemoryTransportPair();
+    ts.server.rpc.accept(serverSide, { name: "ghost", role: "admin", projects: ["app"] }, "in-process");
+    const ghost = new SpoolClient(clientSide);
+    open.push(ghost);
+    await ghost.initialize("app");
+    await expect(ghost.call("token/create", { name: "orphan", role: "viewer", projects: ["app"] })).rejects.toMatchObject({
+      data: { code: "FORBIDDEN", principal: "ghost" },
+    });
+    expect((await admin.call("token/list", {})).principals.map((p) => p.name)).not.toContain("orphan");
+  });
+
   it("revoking a principal revokes what it minted and what those minted: their tokens stop, their connections close; others stay", async () => {
     const boss = await as((await admin.call("token/create", { name: "boss", role: "admin", projects: ["app"] })).token);
     const deputyToken = (await boss.call("token/create", { name: "deputy", role: "admin", projects: ["app"] })).token;

@@ -208,7 +208,13 @@ export async function runner(argv: string[]): Promise<number> {
     );
   } catch (error) {
     // A state directory this start made and refused goes again (empty: nothing was written in it yet).
-    if (made) rmdirSync(stateDir);
+    if (made) {
+      try {
+        rmdirSync(stateDir);
+      } catch {
+        // not empty (something wrote there meanwhile): left, and the refusal said why
+      }
+    }
     throw error;
   }
   const processes = new ProcessRegistry(stateDir, log);

@@ -86,7 +86,7 @@ export async function token(argv: string[]): Promise<number> {
       only(["NAME"]);
       const { principal, closed, withdrawn, minted } = await request((c) => c.call("token/revoke", { name: positionals[0]! }));
       const did = [
-        ...(minted.length ? [`and ${minted.length} credential${minted.length === 1 ? "" : "s"} it minted: ${minted.join(", ")}`] : []),
+        ...(minted?.length ? [`and ${minted.length} credential${minted.length === 1 ? "" : "s"} it minted: ${minted.join(", ")}`] : []),
         ...(closed ? [`closed ${closed} connection${closed === 1 ? "" : "s"}`] : []),
         ...(withdrawn ? [`withdrew ${withdrawn} waiting proposal${withdrawn === 1 ? "" : "s"}`] : []),
       ];

@@ -123,6 +123,10 @@ export class Principals {
     }
     const id = randomBytes(8).toString("hex");
     const minter = by.name === HOME_PRINCIPAL_NAME ? undefined : await this.deps.repos.principals.findLivePrincipal(by.name);
+    // A connection whose credential was revoked a moment ago (its close on its way) mints nothing: what it minted now
+    // would have no minter to expire or be revoked with.
+    if (by.name !== HOME_PRINCIPAL_NAME && !minter)
+      throw new SpoolError("FORBIDDEN", `"${by.name}" is no longer a live credential: it may create none`, { principal: by.name });
     // A credential gives its power for its lifetime only: one it mints lives no longer (and goes with it: revoke).
     const until = minter?.expires_at ?? null;
     if (until !== null && input.expiresAt !== undefined && input.expiresAt > until) {
@@ -191,17 +195,23 @@ export class Principals {
     if (!row) throw notFound(`Principal "${name}"`, { name });
     // What it minted, and what those minted, go with it: a credential's power lasts as long as its minter's.
     const revoked = [row];
-    for (let i = 0; i < revoked.length; i++) {
-      const minter = revoked[i]!;
-      for (const child of await this.deps.repos.principals.listLiveMintedBy(minter.name, minter.created_at)) {
-        const gone = await this.deps.repos.principals.revokePrincipal(child.name, now);
-        if (gone) revoked.push(gone);
+    let closed = this.#tell(name);
+    // Listed again until a pass finds nothing: a credential minted by a connection that checked its minter just before
+    // the revocation is found by the next pass (every later token/create of a revoked one is refused).
+    for (let found = true; found; ) {
+      found = false;
+      for (const minter of [...revoked]) {
+        for (const child of await this.deps.repos.principals.listLiveMintedBy(minter.name, minter.id)) {
+          const gone = await this.deps.repos.principals.revokePrincipal(child.name, now);
+          if (!gone) continue;
+          revoked.push(gone);
+          closed += this.#tell(gone.name);
+          found = true;
+        }
       }
     }
-    let closed = 0;
     let withdrawn = 0;
     for (const { name: each } of revoked) {
-      closed += this.#tell(each);
       if (this.deps.bus.shared) this.deps.bus.publish({ t: "revoked", name: each });
       // After the close: a connection of it can no longer propose while its proposals are read.
       const gone = await this.lifecycle.withdraw(each, { by: describeCaller(by), resolver: revokedResolver(by), reason: revokedReason(each) });

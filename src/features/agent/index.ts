@@ -128,8 +128,8 @@ function agentLoop(app: App, providers: ModelProviders, driver: AgentDriver): Ag
         );
       }
     },
-    async prompt(project: ProjectRef, run: RunRow, prompt: string, mode: "ask" | "act", traceparent?: string) {
-      // Each queued prompt is a stored loop its run's model answers in turn: a run holds a bounded number at once.
+    // Each queued prompt is a stored loop its run's model answers in turn: a run holds a bounded number at once.
+    async checkRoom(run: RunRow) {
       const bound = app.config.limits.maxOpenLoopsPerRun;
       const open = await core.runs.openLoops(run.id);
       if (open >= bound)
@@ -138,6 +138,9 @@ function agentLoop(app: App, providers: ModelProviders, driver: AgentDriver): Ag
           `Run "${run.alias}" has ${open} prompts queued or under way, the most allowed (limits.maxOpenLoopsPerRun: ${bound}): wait for one to end, or abort the run`,
           { limit: "maxOpenLoopsPerRun", bound, run: run.alias },
         );
+    },
+    async prompt(project: ProjectRef, run: RunRow, prompt: string, mode: "ask" | "act", traceparent?: string) {
+      await this.checkRoom(run);
       await core.runs.titleFrom(run, prompt);
       const loop = await core.runs.queueLoop(run, prompt, mode);
       if (traceparent) driver.traceLoop(loop.id, traceparent);

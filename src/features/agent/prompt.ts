@@ -10,6 +10,8 @@ export const runPrompt = defineMethod({
     const { core } = ctx;
     let run = await core.lifecycle.requireRun(ctx.project, params.run);
     const agent = ctx.services.use(AGENT_LOOP);
+    // Refused for a full queue before anything changes (the run's model among it).
+    await agent.checkRoom(run);
     if (params.model !== undefined) {
       agent.checkModel(params.model);
       if (params.model !== run.model) {

@@ -4,7 +4,7 @@ import type { EventId, EventStore, JSONRPCMessage, StreamId } from "@modelcontex
  * The SSE events of one MCP session, kept so a client that lost a stream resumes it with Last-Event-ID
  * (Streamable HTTP's resumability). Bounded by count and by bytes (a reply of a few MB, a resource read say, counts
  * its size: at 1,000 events alone a session kept GBs): the oldest events go first, and one larger than the whole
- * bound is not kept; a client that comes back after them gets what is left, or is told its event is too old. What
+ * bound is not kept (nor does it push the others out); a client that comes back after them gets what is left, or is told its event is too old. What
  * outlives the session (a command and its output) is in Spool's store, not here.
  */
 export class SessionEventStore implements EventStore {
@@ -26,6 +26,8 @@ export class SessionEventStore implements EventStore {
     this.#next += 1;
     const id = `${stream}_${this.#next}`;
     const bytes = Buffer.byteLength(JSON.stringify(message));
+    // Larger than the whole bound: not kept, and nothing else is dropped for it (a resume after it is told it is gone).
+    if (bytes > this.maxBytes) return id;
     this.#events.set(id, { stream, message, bytes });
     this.#bytes += bytes;
     while (this.#events.size > this.maxEvents || this.#bytes > this.maxBytes) {

@@ -51,15 +51,23 @@ export function registerResources(server: Server, side: SpoolSide): { close(): P
     const parsed = parseResourceUri(uri);
     if (!parsed)
       throw new ProtocolError(ProtocolErrorCode.InvalidParams, `not a Spool resource: ${uri} (spool://RUN/PATH, spool://RUN/proposals or spool://proposals)`);
+    // Its place taken before the first await: subscribes that arrive meanwhile (the SDK runs them at once) count it, and
+    // one of the same URI finds it there.
+    let stop: (() => Promise<void>) | null = null;
+    const placeholder: Subscription = { stop: async () => stop?.() };
+    subscriptions.set(uri, placeholder);
     let target: { run: string; path: string };
     try {
       target = await side.target(session, uri);
     } catch (error) {
+      if (subscriptions.get(uri) === placeholder) subscriptions.delete(uri);
       if (error instanceof ToolFailure) throw new ProtocolError(ProtocolErrorCode.ResourceNotFound, `Resource not found: ${uri}`, { uri });
       throw error;
     }
     const followed = followOutput(side, session, Promise.resolve(target), uri, () => server.sendResourceUpdated({ uri }).catch(() => undefined));
-    subscriptions.set(uri, followed);
+    stop = followed.stop;
+    // Unsubscribed (or the session closed) while it was looked up: it is followed no further.
+    if (subscriptions.get(uri) !== placeholder) await followed.stop();
     await followed.started;
     return {};
   });

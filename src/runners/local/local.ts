@@ -275,7 +275,8 @@ export class LocalBackend implements Backend {
         .map((secret) => ({ secret, root: "the system directories" }))[0] ??
       null;
     if (refusal) refuse(viewRefusalMessage(refusal));
-    const code = codeRefusal(sandbox.mode === "workspace-write" ? [workspace, ...writable] : writable, this.options.spoolCode);
+    // Read-only binds the configured write paths read-only too (sandbox.ts): only workspace-write can write them.
+    const code = sandbox.mode === "workspace-write" ? codeRefusal([workspace, ...writable], this.options.spoolCode) : null;
     if (code) refuse(code);
     return { home: probed.info.view?.home ?? privateHome(home), readOnly, writable, copies };
   }

@@ -302,9 +302,9 @@ export function spoolCode(): string[] {
  */
 export function codeRefusal(writable: readonly string[], codePaths: readonly string[] = spoolCode()): string | null {
   for (const path of codePaths) {
-    const root = writable.find((root) => within(path, root));
+    const root = writable.find((root) => within(path, root) || within(root, path));
     if (root !== undefined)
-      return `the command could write ${path}${path === root ? "" : ` (in ${root})`}, which holds code Spool runs outside every sandbox (the server, its runners, the egress proxy): it could change what they run; nothing was run — run Spool from an install outside the project (npm install -g), or run the command read-only`;
+      return `the command could write ${path === root ? path : within(path, root) ? `${path} (in ${root})` : `${root} (in ${path})`}, which holds code Spool runs outside every sandbox (the server, its runners, the egress proxy): it could change what they run; nothing was run — run Spool from an install outside the project (npm install -g), or run the command read-only`;
   }
   return null;
 }
