@@ -8,12 +8,7 @@ export const RunCreateParams = z.strictObject({
   alias: RunAlias.optional(),
   model: z.string().min(1).max(200).optional().describe("Model alias; without one the run is idle and fed by clients"),
   mode: z.enum(["ask", "act"]).optional().describe("ask: read-only tools only; act (default): all tools"),
-  prompt: z
-    .string()
-    .min(1)
-    .max(256 * 1024)
-    .optional()
-    .describe("First prompt; needs a model"),
+  prompt: z.string().min(1).optional().describe("First prompt; needs a model"),
   title: z.string().min(1).max(200).optional().describe("What lists show (default: the first line of the first prompt)"),
   budget: Budget.optional().describe(
     "Its own limits (else its project's and its principal's defaults): at one, the run pauses and a person is asked. Below person, each within the configured default (FORBIDDEN over one: a person raises it with run/budget)",
