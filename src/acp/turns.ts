@@ -55,6 +55,11 @@ export class Turns {
     return this.#count;
   }
 
+  /** Whether a prompt turn is running (not yet answered). */
+  get busy(): boolean {
+    return this.#turn !== null;
+  }
+
   /** A prompt turn: the prompt becomes the run's next loop; answers when that loop ends (or is cancelled). */
   async prompt(text: string, options: PromptOptions): Promise<StopReason> {
     const { scope } = this;

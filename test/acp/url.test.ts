@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { SessionUpdate } from "@agentclientprotocol/sdk";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { MAX_OPEN_SESSIONS } from "../../src/acp/bridge.js";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { ENTRY } from "../../src/protocol/status.js";
 import { freePort, type ServeProcess, spawnCli, spawnServe } from "../helpers/process.js";
@@ -169,4 +170,43 @@ describe("ACP by URL at /acp", () => {
       await stdio.stop("SIGKILL");
     }
   }, 60_000);
+
+  it(`one connection keeps ${MAX_OPEN_SESSIONS} sessions open: past it the least recently used idle one closes (session/load opens it again); with every one prompting, session/new is refused and makes no run`, async () => {
+    const e = editor("ws");
+    await initialize(e, { name: "many-tabs" });
+    const open = async () => (await e.connection.agent.request("session/new", { cwd: project, mcpServers: [] })).sessionId;
+    const ids: string[] = [];
+    for (let i = 0; i < MAX_OPEN_SESSIONS; i++) ids.push(await open());
+    // The first prompts (and waits for its permission); the second is used again, so the third is the least recently used idle one.
+    const busy = prompt(e, ids[0]!, "run `echo still-here`");
+    const ask = await e.permission();
+    expect(ask.params.sessionId).toBe(ids[0]);
+    await e.connection.agent.request("session/set_mode", { sessionId: ids[1]!, modeId: "ask" });
+    const extra = await open();
+    expect(extra).not.toBe(ids[2]);
+    const closed = await prompt(e, ids[2]!, "hello").catch((error: unknown) => error);
+    expect(closed).toMatchObject({ code: -32002 });
+    // The busy session was kept: its prompt goes on to its end.
+    ask.answer({ outcome: { outcome: "selected", optionId: "allow_once" } });
+    expect(await busy).toEqual({ stopReason: "end_turn" });
+    // Loading the closed one opens it again (closing the next least recently used idle one, the fourth).
+    await e.connection.agent.request("session/load", { sessionId: ids[2]!, cwd: project, mcpServers: [] });
+    expect(await prompt(e, ids[3]!, "hello").catch((error: unknown) => error)).toMatchObject({ code: -32002 });
+
+    // Every session prompting: one more is refused, and no run is made for it.
+    const full = editor("ws");
+    await initialize(full, { name: "all-busy" });
+    const mine: string[] = [];
+    for (let i = 0; i < MAX_OPEN_SESSIONS; i++) mine.push((await full.connection.agent.request("session/new", { cwd: project, mcpServers: [] })).sessionId);
+    const turns = mine.map((sessionId) => prompt(full, sessionId, "run `echo waiting`").catch(() => undefined));
+    for (let i = 0; i < mine.length; i++) await full.permission();
+    const spool = await admin();
+    await spool.initialize("proj", { root: project, client: { name: "count", version: "1" } });
+    const runs = async () => (await spool.call("run/list", { limit: 1000 })).runs.length;
+    const before = await runs();
+    const refused = await full.connection.agent.request("session/new", { cwd: project, mcpServers: [] }).catch((error: unknown) => error);
+    expect(refused).toMatchObject({ message: expect.stringContaining(`each with a prompt running, the most it keeps (${MAX_OPEN_SESSIONS})`) });
+    expect(await runs()).toBe(before);
+    void turns;
+  }, 90_000);
 });
