@@ -1,18 +1,11 @@
 import { Transform, type TransformCallback, Writable } from "node:stream";
 import { BASE_ENV_DEFAULTS } from "./environment.js";
 import { HeldOutput } from "./output.js";
-import {
-  cwdOutsideMessage,
-  type ExecSandbox,
-  homeWorkspaceMessage,
-  kernelReadOnly,
-  LOGIN_FILES,
-  rootMovedMessage,
-  SANDBOX_SIGNALS,
-} from "./sandbox/sandbox.js";
+import { type ExecSandbox, kernelReadOnly, SANDBOX_SIGNALS } from "./sandbox/sandbox.js";
 import { SECCOMP_FD, seccompPrelude } from "./sandbox/seccomp.js";
 import { VIEW_SWAPPED } from "./sandbox/setup.js";
 import { LOCAL_ETC, SYSTEM_DIRS } from "./sandbox/view.js";
+import { cwdOutsideMessage, homeWorkspaceMessage, LOGIN_FILES, rootMovedMessage, WORKSPACE_PROTECTED } from "./sandbox/workspace.js";
 
 /** What the SSH wrapper prints instead of its pid when it refuses to start a sandboxed command (the reason follows on stderr). */
 export const REFUSED = "spool-refused";
@@ -350,9 +343,9 @@ function sandboxMounts(sandbox: RemoteSandbox, readOnly: boolean, { seen, writte
   if (seen) parts.push(`for v in ${seen}; do set -- "$@" --ro-bind-try "$v" "$v"; done`);
   if (written) parts.push(`for v in ${written}; do set -- "$@" ${readOnly ? "--ro-bind-try" : "--bind-try"} "$v" "$v"; done`);
   parts.push(home ? `case ${home}/ in "\${W%/}"/*) ;; *) ${project} ;; esac` : project);
-  // What a login runs, where the workspace has it, read-only again inside it (defence in depth: the home itself is refused above).
+  // What a login runs and git's directory, where the workspace has them, read-only again inside it (sandbox/workspace.ts WORKSPACE_PROTECTED).
   if (!readOnly) {
-    const files = LOGIN_FILES.map((name) => shellQuote(name)).join(" ");
+    const files = WORKSPACE_PROTECTED.map((name) => shellQuote(name)).join(" ");
     parts.push(`for p in ${files}; do if [ -e "$W/$p" ] && [ ! -L "$W/$p" ]; then set -- "$@" --ro-bind "$W/$p" "$W/$p"; fi; done`);
   }
   parts.push('set -- "$@" --remount-ro /');

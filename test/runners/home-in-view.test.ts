@@ -172,4 +172,38 @@ describeWithInfra("docker", "a Spool home in a Docker command's mounts, while it
     const server = await start(join(root, "h"));
     await server.stop();
   });
+  it("a project root that is, or holds, a login user's home is refused in both modes on this machine's engine; one below it runs", async () => {
+    const others = tempDir("spool-view-docker-users-");
+    const alice = join(others, "alice");
+    mkdirSync(join(alice, "work"), { recursive: true });
+    writeFileSync(join(alice, ".pgpass"), "db:5432:*:alice:hunter2\n", { mode: 0o600 });
+    const passwd = join(others, "passwd");
+    writeFileSync(passwd, `alice:x:1001:1001::${alice}:/bin/bash\n`);
+    const users = new DockerBackend({ image: infra.dockerImage!, mountProject: true, passwd });
+    try {
+      for (const mode of ["read-only", "workspace-write"] as const) {
+        for (const root of [alice, others]) {
+          const refused = await users
+            .start({
+              command: "cat .pgpass",
+              cwd: root,
+              env: {},
+              sandbox: { mode, network: false },
+              signal: new AbortController().signal,
+              project: { root, cwd: "" },
+            })
+            .catch((error: unknown) => error);
+          expect((refused as Error).message, `${mode} ${root}`).toContain(`it is or holds the home directory of a user who logs in here, ${alice}`);
+        }
+        const work = join(alice, "work");
+        const { execution } = await running(work, { mode, network: false }, users, {
+          command: "echo started; cat ../.pgpass 2>&1 || true",
+          project: { root: work, cwd: "" },
+        });
+        expect(await execution.result).toMatchObject({ exitCode: 0 });
+      }
+    } finally {
+      await users.close();
+    }
+  });
 });

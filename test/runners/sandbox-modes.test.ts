@@ -370,6 +370,24 @@ describeWithInfra("docker", "workspace-write on Docker: only the project is moun
     expect(existsSync(join(root, "made-in-docker"))).toBe(true);
   });
 
+  it("git's directory and a login's files in the project stay read-only, as on the local runner; the rest is writable", async () => {
+    mkdirSync(join(root, ".git", "hooks"), { recursive: true });
+    writeFileSync(join(root, ".git", "config"), "[core]\n");
+    writeFileSync(join(root, ".bashrc"), "# login\n");
+    const tries: [string, string][] = [
+      ["git-config", "printf '[core]\\n\\tfsmonitor = touch /tmp/pwned\\n' >> .git/config"],
+      ["git-hook", "echo 'touch /tmp/pwned' > .git/hooks/post-checkout"],
+      ["git-moved", "mv .git .git-moved"],
+      ["bashrc", "echo x >> .bashrc"],
+      ["made", "echo x > made-beside"],
+    ];
+    const command = tries.map(([name, write]) => `{ ${write}; } 2>/dev/null && echo "${name}=written" || echo "${name}=refused"`).join("; ");
+    const done = await runTool(client, "dw-git", "sh", command);
+    expect(done.log.attributes).toMatchObject({ sandbox: "workspace-write", runner: "fresh" });
+    expect(done.out).toBe("git-config=refused\ngit-hook=refused\ngit-moved=refused\nbashrc=refused\nmade=written\n");
+    expect(readFileSync(join(root, ".git", "config"), "utf8")).toBe("[core]\n");
+  });
+
   it("a project rooted in the server's home is refused (issue 37): the server's own files are in no project", async () => {
     const home = await ts.client();
     await expect(home.initialize("ww-docker-home", { root: ts.home })).rejects.toMatchObject({ errorCode: "INVALID_PARAMS" });
@@ -432,9 +450,11 @@ describeWithBwrap("workspace-write never writes what a login runs", () => {
     });
   }
 
-  it("in a project that has them, the dotfiles and directories a login runs are read-only; the rest is writable", async () => {
+  it("in a project that has them, the dotfiles and directories a login runs, and git's directory, are read-only; the rest is writable", async () => {
     const root = join(base, "project");
     const home = join(base, "elsewhere");
+    mkdirSync(join(root, ".git", "hooks"), { recursive: true });
+    writeFileSync(join(root, ".git", "config"), "[core]\n");
     mkdirSync(join(root, ".ssh"), { recursive: true });
     mkdirSync(join(root, ".config", "systemd"), { recursive: true });
     mkdirSync(home, { recursive: true });
@@ -446,13 +466,21 @@ describeWithBwrap("workspace-write never writes what a login runs", () => {
       ["profile", "echo x > .profile"],
       ["ssh-rc", "echo x > .ssh/rc"],
       ["systemd", "echo x > .config/systemd/a.service"],
+      // What git runs outside the sandbox when the person next runs git here (a prompt's git status): its config, its hooks, a .git put in its place.
+      ["git-config", "printf '[core]\\n\\tfsmonitor = touch /tmp/pwned\\n' >> .git/config"],
+      ["git-hook", "echo 'touch /tmp/pwned' > .git/hooks/post-checkout"],
+      ["git-moved", "mv .git .git-moved"],
       ["made", "echo x > made"],
     ];
     const command = tries.map(([name, write]) => `{ ${write}; } 2>/dev/null && echo "${name}=written" || echo "${name}=refused"`).join("; ");
     const done = await runTool(client, "dotfiles", "sh", command);
     expect(done.log.attributes).toMatchObject({ sandbox: "workspace-write" });
-    expect(done.out).toBe("bashrc=refused\nprofile=refused\nssh-rc=refused\nsystemd=refused\nmade=written\n");
+    expect(done.out).toBe(
+      "bashrc=refused\nprofile=refused\nssh-rc=refused\nsystemd=refused\ngit-config=refused\ngit-hook=refused\ngit-moved=refused\nmade=written\n",
+    );
     expect(readFileSync(join(root, ".bashrc"), "utf8")).toBe("# login\n");
+    expect(readFileSync(join(root, ".git", "config"), "utf8")).toBe("[core]\n");
+    expect(existsSync(join(root, ".git", "hooks", "post-checkout"))).toBe(false);
     expect(existsSync(join(root, ".ssh", "rc"))).toBe(false);
     client.close();
   });

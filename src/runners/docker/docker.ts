@@ -8,20 +8,10 @@ import type { ContainerInfo, ControlSignal, TtySize } from "../../protocol/runne
 import type { NetworkKind } from "../../protocol/sandbox.js";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, type ExecutionTarget, firstLine, StartError } from "../backend.js";
 import { signalName, streamControl, TTY_TERM } from "../control.js";
-import {
-  configuredPathsProblem,
-  egressUnavailable,
-  noSandbox,
-  once,
-  rootMovedMessage,
-  SANDBOX_OFF,
-  type SandboxInfo,
-  type SandboxMode,
-  sandboxOf,
-  sandboxResult,
-} from "../sandbox/sandbox.js";
+import { egressUnavailable, noSandbox, once, SANDBOX_OFF, type SandboxInfo, type SandboxMode, sandboxOf, sandboxResult } from "../sandbox/sandbox.js";
 import { mountCheck } from "../sandbox/setup.js";
-import { expandHome, localHomes, mountsProblem, pathIdentity, realOrPlanned } from "../sandbox/view.js";
+import { expandHome, localHomes, loginHomes, mountsProblem, pathIdentity, realOrPlanned, runnerHomes } from "../sandbox/view.js";
+import { configuredPathsProblem, projectMounts, rootMovedMessage } from "../sandbox/workspace.js";
 import { shellScript } from "../shell.js";
 import { PidLine, wrapperScript } from "../streams.js";
 import { supervise, withManyListeners } from "../supervise.js";
@@ -42,15 +32,14 @@ export interface DockerBackendOptions {
   engine?: DockerEngine;
   /** Read-only sandbox: `auto` (default: read-only containers; for an exec, a container that is read-only itself), `off` (none). */
   sandbox?: Exclude<SandboxMode, "require">;
-  /**
-   * Fresh containers get the project root (`ExecSpec.project`) bind-mounted, read-write for commands and read-only for
-   * read-only work, and start in the command's directory there. Commands without `project` are then refused.
-   */
+  /** Fresh containers get the project root (`ExecSpec.project`) mounted (read-only for read-only work), starting in the command's directory there; commands without `project` are refused. */
   mountProject?: boolean;
   /** Where the root is mounted in the container; default the same path as on the host. */
   mountAt?: string;
   /** Names the egress proxy of an `allowlist` command resolves to these addresses before asking DNS (its hosts file). */
   egressHosts?: Readonly<Record<string, string>>;
+  /** The password file whose login users' homes no sandboxed project root may be or hold (this machine's engine); default /etc/passwd. */
+  passwd?: string;
 }
 
 const envList = (env: Record<string, string>) => Object.entries(env).map(([k, v]) => `${k}=${v}`);
@@ -61,11 +50,9 @@ const ignore = () => undefined;
 const withTerm = (spec: ExecSpec): Record<string, string> => (spec.tty ? { TERM: TTY_TERM, ...spec.env } : spec.env);
 
 /**
- * Runs commands in Docker: a fresh container per command from `image` (the
- * command is its main process, so killing the container kills the command;
- * removed afterwards; no network unless asked), or an exec inside a running
- * `container` (its pid is captured, and cancel kills its process group
- * through a second exec, since the Engine API cannot kill an exec).
+ * Runs commands in Docker: a fresh container per command from `image` (the command is its main process, so killing the
+ * container kills the command; removed afterwards; no network unless asked), or an exec inside a running `container`
+ * (its pid is captured, and cancel kills its process group through a second exec, since the Engine API cannot kill an exec).
  */
 export class DockerBackend implements Backend {
   readonly kind = "docker" as const;
@@ -219,7 +206,7 @@ export class DockerBackend implements Backend {
         return existsSync(source) ? [{ source: realOrPlanned(source), target: source, readOnly: ro }] : [];
       });
     const view = [...added(sandbox?.view?.read, true), ...added(sandbox?.view?.write, readOnly)];
-    let project: { mount: BindMount; workdir: string } | null = null;
+    let project: { mounts: BindMount[]; workdir: string } | null = null;
     if (this.options.mountProject) {
       if (!spec.project) {
         throw new StartError(
@@ -236,12 +223,15 @@ export class DockerBackend implements Backend {
       const moved = rootMovedMessage(spec.project.root, real);
       if (moved) throw new StartError(`Cannot start the command: ${moved}`);
       const target = this.options.mountAt ?? spec.project.root;
-      project = {
-        mount: { source: real, target, readOnly },
-        workdir: spec.project.cwd ? posix.join(target, spec.project.cwd) : target,
-      };
+      // On this machine's engine, a sandboxed root is checked and protected as the local runner's (sandbox/workspace.ts projectMounts).
+      const here = sandbox && !this.options.engine;
+      const mounts = here
+        ? projectMounts(real, target, sandbox.mode, runnerHomes(home), loginHomes(this.options.passwd))
+        : [{ source: real, target, readOnly }];
+      if (typeof mounts === "string") throw new StartError(`Cannot start the command: ${mounts}`);
+      project = { mounts, workdir: spec.project.cwd ? posix.join(target, spec.project.cwd) : target };
     }
-    const mounts = [...(project ? [project.mount] : []), ...view];
+    const mounts = [...(project ? project.mounts : []), ...view];
     // The configured paths by the local runner's rules: no home or what holds one, no system directory of this machine
     // (its /etc holds root-only files), no writable path holding what a login runs.
     if (sandbox && view.length > 0) {

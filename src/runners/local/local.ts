@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { constants, existsSync, lstatSync, realpathSync } from "node:fs";
+import { constants, lstatSync, realpathSync } from "node:fs";
 import { access, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { recordedStateSoon } from "../../home/registry.js";
@@ -13,15 +13,11 @@ import { type CopiedDir, systemCopies } from "../sandbox/etc-view.js";
 import { networkLauncher } from "../sandbox/network.js";
 import {
   bwrapArgs,
-  configuredPathsProblem,
-  cwdOutsideMessage,
-  LOGIN_FILES,
   launcher,
   noSandbox,
   once,
   pidNamespaceArgs,
   probeBwrap,
-  rootMovedMessage,
   SANDBOX_OFF,
   SANDBOX_SIGNALS,
   type SandboxInfo,
@@ -47,6 +43,7 @@ import {
   viewRefusal,
   viewRefusalMessage,
 } from "../sandbox/view.js";
+import { configuredPathsProblem, cwdOutsideMessage, protectedIn, rootMovedMessage } from "../sandbox/workspace.js";
 import { shellScript } from "../shell.js";
 import { supervise, withManyListeners } from "../supervise.js";
 import { type CommandCgroup, type ContainerChoice, type ContainerInfo, containment } from "./container.js";
@@ -323,9 +320,8 @@ export class LocalBackend implements Backend {
     const root = present([workspace]);
     if (!root.length) throw new StartError(`Cannot start the command: the project root ${workspace} is not there`);
     const [readOnly, writable] = [present(checked.readOnly), present(checked.writable)];
-    // A login file that is a link is protected where it leads, when that is in the project.
-    const logins = LOGIN_FILES.flatMap((name) => (existsSync(join(workspace, name)) ? [realOrPlanned(join(workspace, name))] : []));
-    const protect = present(logins.filter((path) => within(path, workspace)));
+    // A login's files and git's directory, where the project has them: read-only inside a writable workspace.
+    const protect = present(protectedIn(workspace));
     const view = { ...checked, readOnly: readOnly.map((p) => p.path), writable: writable.map((p) => p.path) };
     // bwrap is started by its absolute path with the base environment only; the command's environment is set inside.
     // A workspace-write command with the network gets a namespace of its own where slirp4netns is there (runners/sandbox/network.ts).

@@ -11,7 +11,8 @@ import { type CopiedDir, systemCopies } from "./etc-view.js";
 import { probeNetwork, tried } from "./network.js";
 import { SECCOMP_FD, seccompPrelude, seccompProgram } from "./seccomp.js";
 import { type BoundPaths, type SetupMarker, setupPrelude } from "./setup.js";
-import { inSystem, localSystem, localToolchains, privateHome, systemArgs, type ViewPaths, within } from "./view.js";
+import { localSystem, localToolchains, privateHome, systemArgs, type ViewPaths, within } from "./view.js";
+import { cwdOutsideMessage, homeRootProblem } from "./workspace.js";
 
 export { noSandbox, SandboxInfo, SandboxKind, sandboxModes } from "../../protocol/runner.js";
 export { within } from "./view.js";
@@ -141,78 +142,6 @@ export function launcher(bwrap: string, args: string[], resetSignals: boolean, s
 }
 
 /**
- * The files and directories under a home that a login (sshd, a login or interactive shell, a desktop session) runs or
- * trusts: a workspace-write command must not write them (SPEC §7 "Sandbox modes"), so those present in the workspace
- * are bound read-only inside it.
- */
-export const LOGIN_FILES = [
-  ".ssh",
-  ".bashrc",
-  ".bash_profile",
-  ".bash_login",
-  ".bash_logout",
-  ".profile",
-  ".zshrc",
-  ".zprofile",
-  ".zshenv",
-  ".zlogin",
-  ".config/autostart",
-  ".config/systemd",
-] as const;
-
-/**
- * Why the configured paths of a view (real paths) may not be bound, or null: one that is a home or holds one would show
- * all of it; one in a system directory is in view already (/etc and /usr/local/etc as every user may read them: bound
- * as it is, their root-only files would come with it); a writable one holding what a login runs (`LOGIN_FILES` of
- * `homes`) could plant it. The local and the Docker runner refuse such a command alike.
- */
-export function configuredPathsProblem(readOnly: readonly string[], writable: readonly string[], homes: readonly string[]): string | null {
-  for (const path of [...readOnly, ...writable]) {
-    const holds = homes.find((h) => within(h, path));
-    if (holds) return `${path} is or holds the home directory ${holds}; name the files the command needs in sandboxView.read instead`;
-    if (path === "/" || inSystem(path))
-      return `${path} is a system directory: bound as it is, its root-only files would come with it (a sandbox shows /etc and /usr/local/etc only as every user may read them); it cannot be added`;
-  }
-  for (const path of writable) {
-    const login = homes.flatMap((h) => LOGIN_FILES.map((name) => join(h, name))).find((file) => within(file, path) || within(path, file));
-    if (login) return `${path} is writable and holds ${login}, which a login runs or trusts outside the sandbox; name another path in sandboxView.write`;
-  }
-  return null;
-}
-
-/**
- * Why a sandboxed command is refused when the workspace is the runner user's home or holds it; `home` names it. In
- * workspace-write it could write what a login runs; in read-only it would read all of the home (its private home is
- * then the project itself, the MCP clients' configs, ~/.pgpass and saved tokens with it).
- */
-export function homeWorkspaceMessage(workspace: string, home: string, mode: "read-only" | "workspace-write" = "workspace-write", own = true): string {
-  const why =
-    mode === "workspace-write"
-      ? "where a command could write what a login runs outside the sandbox (~/.ssh, ~/.profile, ~/.bashrc)"
-      : own
-        ? "all of which a command would read (a client's config holding a token, ~/.pgpass, a saved token), its private home being the project itself"
-        : "all of which a command would read (its keys, a client's config holding a token, ~/.pgpass, a saved token)";
-  const whose = own ? "the runner user's home directory" : "the home directory of a user who logs in here,";
-  return `${mode} is refused with ${workspace} as the project root: it is or holds ${whose} ${home}, ${why}; start the runner with --root DIR naming a project directory (below the home), or choose a project directory as the project root`;
-}
-
-/**
- * Why a command is refused when its project root (as the runner resolves it now) is not the directory the proposal
- * named: a link on its path (made since, by a command of an enclosing project, say) would send the whole workspace
- * where it leads (~/.config, ~/.ssh), while every client showed the root's path. Null when it is that directory.
- */
-export function rootMovedMessage(root: string, real: string): string | null {
-  const given = root.length > 1 ? root.replace(/\/+$/, "") : root;
-  if (given === real) return null;
-  return `the project root ${given} resolves to ${real} (a symbolic link on its path, made or changed since the proposal?); nothing was run — a project root must be the directory itself, not a link to one`;
-}
-
-/** Why a command is refused when its directory (as the runner resolves it now) is not where the proposal said. */
-export function cwdOutsideMessage(cwd: string, workspace: string): string {
-  return `the command's directory resolves to ${cwd}, outside the project root ${workspace} (a symbolic link changed since the proposal?); nothing was run`;
-}
-
-/**
  * What of /proc sets or triggers something in the kernel (Docker's read-only list): bound read-only over the sandbox's
  * own /proc. Without it a command running as root (CI, most containers) wrote /proc/sys/kernel/core_pattern, and the
  * kernel ran the program it named as the host's root (issue 45): bwrap's --proc covers some of these only where it
@@ -245,10 +174,8 @@ export function bwrapArgs(plan: BwrapPlan): string[] {
   if (plan.workspace === "/" && !readOnly) throw new Error("a workspace-write sandbox cannot have / as its project root");
   // The runner's home as the project, or a project holding it: workspace-write could plant what a login runs there; a
   // read-only command would read all of it, the private home being the project itself.
-  const home = (plan.homes ?? []).find((home) => within(home, plan.workspace));
-  if (home) throw new Error(homeWorkspaceMessage(plan.workspace, home, plan.mode));
-  const userHome = (plan.userHomes ?? []).find((home) => within(home, plan.workspace));
-  if (userHome) throw new Error(homeWorkspaceMessage(plan.workspace, userHome, plan.mode, false));
+  const homes = homeRootProblem(plan.workspace, plan.mode, plan.homes ?? [], plan.userHomes ?? []);
+  if (homes) throw new Error(homes);
   if (!within(plan.cwd, plan.workspace)) throw new Error(cwdOutsideMessage(plan.cwd, plan.workspace));
   // The system, read-only; /etc and /usr/local/etc as every user may read them, their copies bound over the system's
   // (the probe's: the machine's /etc). A project rooted at / (the probe's, read-only) is everything already, bound
