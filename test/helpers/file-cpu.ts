@@ -4,7 +4,7 @@ import { afterAll, beforeAll } from "vitest";
 
 /*
  * vitest's setupFiles, run before each test file: with SPOOL_TEST_CPU_LOG set to a path, each file's wall time and the
- * CPU its worker spent on it, its own and its ended children's (servers, CLI runs, Chromium, compilers: what was
+ * CPU its worker spent on it, when it ended (ms since the epoch: a timeline of the run), its own and its ended children's (servers, CLI runs, Chromium, compilers: what was
  * reaped while the file ran), are appended there as a line of JSON. Where the suite's time goes; off by default.
  * Docker containers' CPU is the engine's, not counted.
  */
@@ -27,6 +27,6 @@ if (log) {
   afterAll(() => {
     const [user, sys, childUser, childSys] = cpu().map((n, i) => +(n - (start.cpu[i] ?? 0)).toFixed(2));
     const wall = +((performance.now() - start.at) / 1000).toFixed(2);
-    appendFileSync(log, `${JSON.stringify({ file, wall, user, sys, childUser, childSys })}\n`);
+    appendFileSync(log, `${JSON.stringify({ file, wall, user, sys, childUser, childSys, end: Date.now() })}\n`);
   });
 }
