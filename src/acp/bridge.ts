@@ -17,6 +17,7 @@ import { type Role, roleAllows } from "../protocol/roles.js";
 import { runState } from "../protocol/shown-state.js";
 import { SERVER_VERSION } from "../version.js";
 import { promptText } from "./content.js";
+import { OpenSessions } from "./open-sessions.js";
 import { acpError, type ProjectLink } from "./scope.js";
 import type { ServerStart } from "./server.js";
 import { AcpSession, type Model } from "./session.js";
@@ -39,17 +40,9 @@ export interface BridgeOptions {
    * credential acts with when a session's project is joined (an agent's credential from `spool acp add`: never asked).
    */
   mayDecide?: boolean;
-  /** Sessions open at once on this connection (default MAX_OPEN_SESSIONS). */
+  /** Sessions open at once on this connection (default MAX_OPEN_SESSIONS, open-sessions.ts). */
   maxSessions?: number;
 }
-
-/**
- * Sessions one connection (one `spool acp`, one /acp connection) has open at once: each follows its run's
- * notifications and holds its tool calls. A session/new or session/load past it closes the least recently used
- * session with no prompt running (its run goes on; session/load opens it again); with every one prompting it is
- * refused, and no run is made.
- */
-export const MAX_OPEN_SESSIONS = 64;
 
 /** Sessions in one page of `session/list` (newest first; `nextCursor` leads to the next). */
 const LIST_PAGE = 100;
@@ -89,15 +82,14 @@ export class Bridge {
   /** The trace context the editor's `initialize` sent: the traces of a prompt without its own continue it. */
   #traceparent: string | undefined;
   readonly #links = new Map<string, Promise<ProjectLink>>();
-  /** Open sessions, the least recently used first. */
-  readonly #sessions = new Map<string, AcpSession>();
-  /** Sessions being made (a place taken by #reserve, not yet registered). */
-  #opening = 0;
+  readonly #sessions: OpenSessions<AcpSession>;
   #server: Promise<{ url: string; token: string }> | null = null;
   /** The role the server says the credential acts with (learned when a project is joined); unknown before. */
   #role: Role | undefined;
 
-  constructor(private readonly options: BridgeOptions) {}
+  constructor(private readonly options: BridgeOptions) {
+    this.#sessions = new OpenSessions(options.log, options.maxSessions);
+  }
 
   app(): AgentApp {
     return agent({ name: "spool" })
@@ -154,8 +146,7 @@ export class Bridge {
   }
 
   async close(): Promise<void> {
-    for (const session of this.#sessions.values()) await session.close();
-    this.#sessions.clear();
+    await this.#sessions.closeAll();
     for (const link of this.#links.values()) {
       const resolved = await link.catch(() => null);
       resolved?.client.close();
@@ -287,7 +278,7 @@ export class Bridge {
 
   /** `session/new`: a new run in the project rooted at `cwd` (created when there is none, refused outside the credential's scope). */
   async newSession(cwd: string): Promise<AcpSession> {
-    const giveBack = await this.#reserve();
+    const giveBack = await this.#sessions.reserve();
     try {
       return await this.#newSession(cwd);
     } finally {
@@ -325,7 +316,7 @@ export class Bridge {
   async open(id: string): Promise<AcpSession> {
     if (this.#sessions.has(id)) return this.session(id);
     const { project: name, run } = parseSessionId(id);
-    const giveBack = await this.#reserve();
+    const giveBack = await this.#sessions.reserve();
     try {
       return await this.#open(id, name, run);
     } finally {
@@ -351,58 +342,20 @@ export class Bridge {
   #register(link: ProjectLink, run: string, models: Model[], init: { mode: "ask" | "act"; model: string | null }): AcpSession {
     const id = sessionId(link.name, run);
     const session = new AcpSession(id, link, run, this.#editorPort, models, init, this.options.log);
-    // The same run loaded twice at once: the later one is kept, the earlier stops showing it.
-    const twin = this.#sessions.get(id);
-    this.#sessions.delete(id);
-    if (twin) void twin.close();
-    this.#sessions.set(id, session);
+    this.#sessions.add(session);
     return session;
   }
 
   /** An open session of this connection (now its most recently used). */
   session(id: string): AcpSession {
-    const session = this.#sessions.get(id);
+    const session = this.#sessions.use(id);
     if (!session) throw RequestError.sessionNotFound(id);
-    this.#sessions.delete(id);
-    this.#sessions.set(id, session);
     return session;
-  }
-
-  /**
-   * A place for one more session, taken before anything is made (given back by the returned function once the
-   * session is registered, or its making failed): at the bound, the least recently used session with no prompt
-   * running is closed (it stops showing its run, which goes on); refused when every one is prompting.
-   */
-  async #reserve(): Promise<() => void> {
-    const most = this.options.maxSessions ?? MAX_OPEN_SESSIONS;
-    let evicted: AcpSession | undefined;
-    if (this.#sessions.size + this.#opening >= most) {
-      evicted = [...this.#sessions.values()].find((s) => !s.busy);
-      if (!evicted) {
-        throw new RequestError(
-          -32603,
-          `This connection has ${this.#sessions.size + this.#opening} sessions open, each with a prompt running, the most it keeps (${most}); close one (session/close) or wait for a prompt to end`,
-          { limit: most },
-        );
-      }
-      this.#sessions.delete(evicted.id);
-    }
-    this.#opening++;
-    let given = false;
-    const giveBack = () => {
-      if (!given) this.#opening--;
-      given = true;
-    };
-    if (evicted) {
-      this.options.log.info(`acp: session ${evicted.id} closed to make room (${most} open on this connection); session/load opens it again`);
-      await evicted.close();
-    }
-    return giveBack;
   }
 
   /** `session/cancel` (a notification: a session that is not open is no error). */
   async cancel(id: string): Promise<void> {
-    await this.#sessions.get(id)?.cancel();
+    await this.#sessions.peek(id)?.cancel();
   }
 
   /** `session/close`: its work is cancelled and it stops showing the run. */

@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { SessionUpdate } from "@agentclientprotocol/sdk";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { MAX_OPEN_SESSIONS } from "../../src/acp/bridge.js";
+import { MAX_OPEN_SESSIONS } from "../../src/acp/open-sessions.js";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { ENTRY } from "../../src/protocol/status.js";
 import { freePort, type ServeProcess, spawnCli, spawnServe } from "../helpers/process.js";
