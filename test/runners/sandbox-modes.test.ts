@@ -320,6 +320,17 @@ describeWithBwrap("workspace-write over SSH", () =>
   }),
 );
 
+/** What git runs outside the sandbox when the person next runs git in the project (a prompt's git status): its config, a hook, a .git put in its place. */
+const GIT_WRITES: [string, string][] = [
+  ["git-config", "printf '[core]\\n\\tfsmonitor = touch /tmp/pwned\\n' >> .git/config"],
+  ["git-hook", "echo 'touch /tmp/pwned' > .git/hooks/post-checkout"],
+  ["git-moved", "mv .git .git-moved"],
+];
+
+/** One shell line trying each write in turn, saying `name=written` or `name=refused` for each. */
+const attempts = (tries: [name: string, write: string][]) =>
+  tries.map(([name, write]) => `{ ${write}; } 2>/dev/null && echo "${name}=written" || echo "${name}=refused"`).join("; ");
+
 describeWithInfra("docker", "workspace-write on Docker: only the project is mounted read-write", () => {
   let ts: TestServer;
   let runner: RunnerProcess;
@@ -374,14 +385,8 @@ describeWithInfra("docker", "workspace-write on Docker: only the project is moun
     mkdirSync(join(root, ".git", "hooks"), { recursive: true });
     writeFileSync(join(root, ".git", "config"), "[core]\n");
     writeFileSync(join(root, ".bashrc"), "# login\n");
-    const tries: [string, string][] = [
-      ["git-config", "printf '[core]\\n\\tfsmonitor = touch /tmp/pwned\\n' >> .git/config"],
-      ["git-hook", "echo 'touch /tmp/pwned' > .git/hooks/post-checkout"],
-      ["git-moved", "mv .git .git-moved"],
-      ["bashrc", "echo x >> .bashrc"],
-      ["made", "echo x > made-beside"],
-    ];
-    const command = tries.map(([name, write]) => `{ ${write}; } 2>/dev/null && echo "${name}=written" || echo "${name}=refused"`).join("; ");
+    const tries: [string, string][] = [...GIT_WRITES, ["bashrc", "echo x >> .bashrc"], ["made", "echo x > made-beside"]];
+    const command = attempts(tries);
     const done = await runTool(client, "dw-git", "sh", command);
     expect(done.log.attributes).toMatchObject({ sandbox: "workspace-write", runner: "fresh" });
     expect(done.out).toBe("git-config=refused\ngit-hook=refused\ngit-moved=refused\nbashrc=refused\nmade=written\n");
@@ -466,13 +471,10 @@ describeWithBwrap("workspace-write never writes what a login runs", () => {
       ["profile", "echo x > .profile"],
       ["ssh-rc", "echo x > .ssh/rc"],
       ["systemd", "echo x > .config/systemd/a.service"],
-      // What git runs outside the sandbox when the person next runs git here (a prompt's git status): its config, its hooks, a .git put in its place.
-      ["git-config", "printf '[core]\\n\\tfsmonitor = touch /tmp/pwned\\n' >> .git/config"],
-      ["git-hook", "echo 'touch /tmp/pwned' > .git/hooks/post-checkout"],
-      ["git-moved", "mv .git .git-moved"],
+      ...GIT_WRITES,
       ["made", "echo x > made"],
     ];
-    const command = tries.map(([name, write]) => `{ ${write}; } 2>/dev/null && echo "${name}=written" || echo "${name}=refused"`).join("; ");
+    const command = attempts(tries);
     const done = await runTool(client, "dotfiles", "sh", command);
     expect(done.log.attributes).toMatchObject({ sandbox: "workspace-write" });
     expect(done.out).toBe(
