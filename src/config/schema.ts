@@ -203,6 +203,20 @@ export const LimitsSchema = z.strictObject({
     .positive()
     .default(600)
     .describe("Proposals one principal may make in a minute (a bucket refilled continuously); past it LIMIT_EXCEEDED with retryAfterMs"),
+  runsPerMinute: z
+    .number()
+    .int()
+    .positive()
+    .default(120)
+    .describe("Runs one principal may create in a minute (a bucket refilled continuously); past it run/create is LIMIT_EXCEEDED with retryAfterMs"),
+  promptBytesPerHour: z
+    .number()
+    .int()
+    .positive()
+    .default(64 * 1024 * 1024)
+    .describe(
+      "Bytes of prompts one principal may queue in an hour, run/create's first prompt and run/prompt alike (a bucket refilled continuously); past it LIMIT_EXCEEDED with retryAfterMs",
+    ),
   rejectedBytesPerHour: z
     .number()
     .int()
@@ -223,6 +237,8 @@ export const PER_PRINCIPAL_LIMITS = [
   "maxPendingPerPrincipal",
   "maxPendingPerRun",
   "proposalsPerMinute",
+  "runsPerMinute",
+  "promptBytesPerHour",
   "rejectedBytesPerHour",
   "maxCodesPerPrincipal",
   "maxDevicesPerPrincipal",

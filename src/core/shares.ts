@@ -72,10 +72,16 @@ export class FairShares {
  * Token buckets per key, each holding at most a period's worth (`capacity`) and refilled continuously over `periodMs`;
  * at most MAX_BUCKETS are kept (past it the full ones, which say nothing, are forgotten).
  */
-class Buckets {
+export class Buckets {
   readonly #buckets = new Map<string, { tokens: number; at: number }>();
 
   constructor(private readonly periodMs: number) {}
+
+  /** The ms until `key`'s bucket holds `cost` (0: it does now); takes nothing. */
+  need(key: string, capacity: number, cost: number, now: number): number {
+    const bucket = this.#refilled(key, capacity, now);
+    return bucket.tokens < Math.min(cost, capacity) ? this.#until(bucket.tokens, Math.min(cost, capacity), capacity) : 0;
+  }
 
   /** Takes `cost` from `key`'s bucket when it holds that much (0), else takes nothing: the ms until it will. */
   take(key: string, capacity: number, cost: number, now: number): number {

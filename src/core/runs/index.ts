@@ -9,6 +9,7 @@ import { runView } from "../../store/views.js";
 import type { CoreDeps } from "../deps.js";
 import { ENTRY, OPEN_RUN, RUN } from "../status.js";
 import type { Budgets } from "./budgets.js";
+import { RunRates } from "./rates.js";
 
 type Runs = Repositories["runs"];
 
@@ -17,10 +18,15 @@ type Runs = Repositories["runs"];
  * loops and history, and the reads the handlers make of them.
  */
 export class RunStates {
+  /** What a principal may add through runs (limits.runsPerMinute, limits.promptBytesPerHour). */
+  readonly rates: RunRates;
+
   constructor(
     private readonly deps: CoreDeps,
     private readonly budgets: Budgets,
-  ) {}
+  ) {
+    this.rates = new RunRates(deps);
+  }
 
   /** The project's run with this alias, if there is one (`lifecycle.requireRun` throws NOT_FOUND instead). */
   find(project: ProjectRef, alias: string): Promise<RunRow | undefined> {

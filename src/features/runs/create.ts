@@ -42,6 +42,7 @@ export const runCreate = defineMethod({
         );
       }
     }
+    core.runs.rates.admit(ctx.connection.principal.name, { run: true, ...(params.prompt !== undefined && agent ? { prompt: params.prompt } : {}) });
     const alias = params.alias ?? (await core.runs.freeAlias(project));
     const row = await core.runs.create(project, {
       alias,
