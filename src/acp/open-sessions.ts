@@ -21,6 +21,8 @@ export class OpenSessions<S extends OpenSession> {
   readonly #sessions = new Map<string, S>();
   /** Sessions being made: a place taken by `reserve`, not yet added. */
   #opening = 0;
+  /** Set by closeAll: the connection is gone, and a session made after it is closed at once. */
+  #closed = false;
 
   constructor(
     private readonly log: Logger,
@@ -51,6 +53,10 @@ export class OpenSessions<S extends OpenSession> {
 
   /** Added as the most recently used; the same run opened twice at once keeps the later one, the earlier stops showing it. */
   add(session: S): void {
+    if (this.#closed) {
+      void session.close();
+      return;
+    }
     const twin = this.#sessions.get(session.id);
     this.#sessions.delete(session.id);
     if (twin) void twin.close();
@@ -63,6 +69,7 @@ export class OpenSessions<S extends OpenSession> {
 
   /** Every session out of the table, closed. */
   async closeAll(): Promise<void> {
+    this.#closed = true;
     const all = [...this.#sessions.values()];
     this.#sessions.clear();
     for (const session of all) await session.close();
@@ -93,7 +100,9 @@ export class OpenSessions<S extends OpenSession> {
     };
     if (evicted) {
       this.log.info(`acp: session ${evicted.id} closed to make room (${this.most} open on this connection); session/load opens it again`);
-      await evicted.close();
+      await evicted
+        .close()
+        .catch((error: unknown) => this.log.warn(`acp: closing session ${evicted.id}: ${error instanceof Error ? error.message : String(error)}`));
     }
     return giveBack;
   }

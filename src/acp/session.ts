@@ -155,12 +155,12 @@ export class AcpSession {
 
   // ---- prompt turns (turns.ts) ---------------------------------------------------------------------
 
-  /** A prompt turn; `traceparent`: the editor's W3C trace context, which the traces of its proposals continue. */
   /** Whether a prompt turn is running in it. */
   get busy(): boolean {
     return this.#turns.busy;
   }
 
+  /** A prompt turn; `traceparent`: the editor's W3C trace context, which the traces of its proposals continue. */
   prompt(text: string, traceparent?: string, inserted?: (loop: number) => void): Promise<StopReason> {
     return this.#turns.prompt(text, { mode: this.mode, model: this.model, traceparent, inserted });
   }

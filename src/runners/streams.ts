@@ -5,7 +5,15 @@ import { type ExecSandbox, kernelReadOnly, SANDBOX_SIGNALS } from "./sandbox/san
 import { SECCOMP_FD, seccompPrelude } from "./sandbox/seccomp.js";
 import { VIEW_SWAPPED } from "./sandbox/setup.js";
 import { LOCAL_ETC, SYSTEM_DIRS } from "./sandbox/view.js";
-import { cwdOutsideMessage, homeWorkspaceMessage, LOGIN_FILES, rootMovedMessage, WORKSPACE_PROTECTED } from "./sandbox/workspace.js";
+import {
+  cwdOutsideMessage,
+  GIT_SEARCH,
+  gitLinkMessage,
+  homeWorkspaceMessage,
+  LOGIN_FILES,
+  rootMovedMessage,
+  WORKSPACE_PROTECTED,
+} from "./sandbox/workspace.js";
 
 /** What the SSH wrapper prints instead of its pid when it refuses to start a sandboxed command (the reason follows on stderr). */
 export const REFUSED = "spool-refused";
@@ -347,6 +355,11 @@ function sandboxMounts(sandbox: RemoteSandbox, readOnly: boolean, { seen, writte
   if (!readOnly) {
     const files = WORKSPACE_PROTECTED.map((name) => shellQuote(name)).join(" ");
     parts.push(`for p in ${files}; do if [ -e "$W/$p" ] && [ ! -L "$W/$p" ]; then set -- "$@" --ro-bind "$W/$p" "$W/$p"; fi; done`);
+    // Every .git below the root as well (GIT_SEARCH, one a line; a link is refused), as the local runner finds them.
+    const search = `find "$W" -mindepth 1 -maxdepth ${GIT_SEARCH.depth} -name node_modules -prune -o -name .git -print 2>/dev/null | head -n ${GIT_SEARCH.directories}`;
+    parts.push(
+      `set -f; o=$IFS; IFS=$(printf '\\n_'); IFS=\${IFS%_}; for g in $(${search}); do case "$g" in "$W"/*) if [ -L "$g" ]; then ${refuse(gitLinkMessage("$g"))}; fi; set -- "$@" --ro-bind "$g" "$g" ;; esac; done; IFS=$o; set +f`,
+    );
   }
   parts.push('set -- "$@" --remount-ro /');
   if (readOnly)

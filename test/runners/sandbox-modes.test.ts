@@ -1,6 +1,6 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data
 import { execFileSync } from "node:child_process";
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
@@ -312,6 +312,19 @@ describeWithBwrap("workspace-write over SSH", () =>
       expect(existsSync("/tmp/spool-own-ssh")).toBe(false);
     });
 
+    it("the project's .git and one below it are read-only there too, though the login owns them; the rest is writable", async () => {
+      const made = [".git", ".git/hooks", "vendor", "vendor/lib", "vendor/lib/.git"];
+      for (const dir of made) mkdirSync(join(root, dir), { recursive: true });
+      writeFileSync(join(root, ".git", "config"), "[core]\n");
+      writeFileSync(join(root, "vendor", "lib", ".git", "config"), "[core]\n");
+      for (const path of [...made, ".git/config", "vendor/lib/.git/config"]) chownSync(join(root, path), Number(uid), Number(gid));
+      const tries: [string, string][] = [...GIT_WRITES, ["nested", "echo x >> vendor/lib/.git/config"], ["made", "echo x > vendor/lib/made"]];
+      const done = await runTool(client, "ssh-git", "sh", attempts(tries));
+      expect(done.log.attributes).toMatchObject({ sandbox: "workspace-write", runner: "remote" });
+      expect(done.out).toBe("git-config=refused\ngit-hook=refused\ngit-moved=refused\nnested=refused\nmade=written\n");
+      expect(readFileSync(join(root, ".git", "config"), "utf8")).toBe("[core]\n");
+    });
+
     it("proposed full, the same command reaches what the login can (its home, outside the project)", async () => {
       const done = await runTool(client, "ssh-full", "sh", `touch ${outside}/full-probe; echo "outside=$?"`, { sandbox: "full" });
       expect(done.out).toBe("outside=0\n");
@@ -385,11 +398,18 @@ describeWithInfra("docker", "workspace-write on Docker: only the project is moun
     mkdirSync(join(root, ".git", "hooks"), { recursive: true });
     writeFileSync(join(root, ".git", "config"), "[core]\n");
     writeFileSync(join(root, ".bashrc"), "# login\n");
-    const tries: [string, string][] = [...GIT_WRITES, ["bashrc", "echo x >> .bashrc"], ["made", "echo x > made-beside"]];
+    mkdirSync(join(root, "vendor", "lib", ".git"), { recursive: true });
+    writeFileSync(join(root, "vendor", "lib", ".git", "config"), "[core]\n");
+    const tries: [string, string][] = [
+      ...GIT_WRITES,
+      ["nested", "echo x >> vendor/lib/.git/config"],
+      ["bashrc", "echo x >> .bashrc"],
+      ["made", "echo x > made-beside"],
+    ];
     const command = attempts(tries);
     const done = await runTool(client, "dw-git", "sh", command);
     expect(done.log.attributes).toMatchObject({ sandbox: "workspace-write", runner: "fresh" });
-    expect(done.out).toBe("git-config=refused\ngit-hook=refused\ngit-moved=refused\nbashrc=refused\nmade=written\n");
+    expect(done.out).toBe("git-config=refused\ngit-hook=refused\ngit-moved=refused\nnested=refused\nbashrc=refused\nmade=written\n");
     expect(readFileSync(join(root, ".git", "config"), "utf8")).toBe("[core]\n");
   });
 
@@ -484,6 +504,45 @@ describeWithBwrap("workspace-write never writes what a login runs", () => {
     expect(readFileSync(join(root, ".git", "config"), "utf8")).toBe("[core]\n");
     expect(existsSync(join(root, ".git", "hooks", "post-checkout"))).toBe(false);
     expect(existsSync(join(root, ".ssh", "rc"))).toBe(false);
+    client.close();
+  });
+
+  it("a submodule's .git file and a checkout inside the project are read-only too; a .git that is a link is refused before anything runs", async () => {
+    const root = join(base, "nested");
+    const home = join(base, "elsewhere-nested");
+    mkdirSync(join(root, ".git", "modules", "sub"), { recursive: true });
+    writeFileSync(join(root, ".git", "modules", "sub", "config"), "[core]\n");
+    mkdirSync(join(root, "sub"), { recursive: true });
+    writeFileSync(join(root, "sub", ".git"), "gitdir: ../.git/modules/sub\n");
+    mkdirSync(join(root, "vendor", "lib", ".git"), { recursive: true });
+    writeFileSync(join(root, "vendor", "lib", ".git", "config"), "[core]\n");
+    mkdirSync(home, { recursive: true });
+    client = await runnerWithHome("ww-nested", root, home);
+    const done = await runTool(
+      client,
+      "nested",
+      "sh",
+      attempts([
+        // The submodule pointed at a git directory the command made (the root's git status runs git in it).
+        ["submodule", "mkdir .planted && echo 'gitdir: ../.planted' > sub/.git"],
+        ["checkout", "printf '[core]\\n\\tfsmonitor = touch /tmp/pwned\\n' >> vendor/lib/.git/config"],
+        ["source", "echo x > vendor/lib/made"],
+      ]),
+    );
+    expect(done.out).toBe("submodule=refused\ncheckout=refused\nsource=written\n");
+    expect(readFileSync(join(root, "sub", ".git"), "utf8")).toBe("gitdir: ../.git/modules/sub\n");
+    expect(readFileSync(join(root, "vendor", "lib", ".git", "config"), "utf8")).toBe("[core]\n");
+    client.close();
+
+    const linked = join(base, "linked");
+    mkdirSync(join(base, "linked-git"), { recursive: true });
+    mkdirSync(linked, { recursive: true });
+    symlinkSync(join(base, "linked-git"), join(linked, ".git"));
+    client = await runnerWithHome("ww-linked", linked, home);
+    const refused = await runTool(client, "linked", "sh", "echo x > made");
+    expect(refused.stdout.status).toBe(ENTRY.cancelled);
+    expect(JSON.stringify(refused.log)).toContain(`${join(linked, ".git")} is a symbolic link`);
+    expect(existsSync(join(linked, "made"))).toBe(false);
     client.close();
   });
 });

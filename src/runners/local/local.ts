@@ -320,8 +320,10 @@ export class LocalBackend implements Backend {
     const root = present([workspace]);
     if (!root.length) throw new StartError(`Cannot start the command: the project root ${workspace} is not there`);
     const [readOnly, writable] = [present(checked.readOnly), present(checked.writable)];
-    // A login's files and git's directory, where the project has them: read-only inside a writable workspace.
-    const protect = present(protectedIn(workspace));
+    // A login's files and git's directories, where the project has them: read-only inside a writable workspace.
+    const inside = sandbox.mode === "workspace-write" ? protectedIn(workspace) : [];
+    if (typeof inside === "string") throw new StartError(`Cannot start the command: ${inside}`);
+    const protect = present(inside);
     const view = { ...checked, readOnly: readOnly.map((p) => p.path), writable: writable.map((p) => p.path) };
     // bwrap is started by its absolute path with the base environment only; the command's environment is set inside.
     // A workspace-write command with the network gets a namespace of its own where slirp4netns is there (runners/sandbox/network.ts).

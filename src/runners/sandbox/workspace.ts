@@ -1,5 +1,5 @@
-import { existsSync } from "node:fs";
-import { join, posix, relative } from "node:path";
+import { type Dirent, existsSync, readdirSync, readFileSync } from "node:fs";
+import { dirname, join, posix, relative, resolve } from "node:path";
 import { inSystem, realOrPlanned, within } from "./view.js";
 
 /*
@@ -30,19 +30,74 @@ export const LOGIN_FILES = [
 
 /**
  * What a writable workspace holds that programs outside the sandbox run or trust, bound read-only inside it: a login's
- * files (`LOGIN_FILES`, where the project has them) and git's own directory. Git runs what its config names (
- * core.fsmonitor, core.hooksPath, filters, aliases) and its hooks whenever the person runs git there, a shell prompt's
+ * files (`LOGIN_FILES`, where the project has them) and git's own directories. Git runs what its config names
+ * (core.fsmonitor, core.hooksPath, filters, aliases) and its hooks whenever the person runs git there, a shell prompt's
  * `git status` included, and none of it shows in a diff; a `commondir` or `gitdir` file can point it at a directory the
- * command made. So `.git` is read-only as a whole (a command that commits runs in full); one the command creates, in a
- * project that had none, is its own.
+ * command made. So every `.git` is read-only as a whole (a command that commits runs in full): the root's, and those
+ * below it (`GIT_SEARCH`: a submodule's, whose `.git` file git follows from the root's `git status`, a checkout inside
+ * the project); one the command creates, where there was none, is its own.
  */
 export const WORKSPACE_PROTECTED = [...LOGIN_FILES, ".git"] as const;
 
-/** The `WORKSPACE_PROTECTED` paths `workspace` (a real path) has now, each where it leads when that is inside the workspace. */
-export function protectedIn(workspace: string): string[] {
-  return WORKSPACE_PROTECTED.flatMap((name) => (existsSync(join(workspace, name)) ? [realOrPlanned(join(workspace, name))] : [])).filter((path) =>
-    within(path, workspace),
-  );
+/** How far below the project root `.git` is looked for (as `find -maxdepth`), and in how many directories at most; `node_modules` is not searched. */
+export const GIT_SEARCH = { depth: 5, directories: 4096 } as const;
+
+/**
+ * The paths of `workspace` (a real path) to bind read-only now: the `WORKSPACE_PROTECTED` ones it has (each where it
+ * leads when that is inside the workspace), every `.git` found below it, and what a `.git` file points to inside it.
+ * A message when one cannot be protected: a `.git` that is a symbolic link (the link itself would stay writable).
+ */
+export function protectedIn(workspace: string): string[] | string {
+  const paths = WORKSPACE_PROTECTED.flatMap((name) => (existsSync(join(workspace, name)) ? [realOrPlanned(join(workspace, name))] : []));
+  const found = gitEntries(workspace);
+  if (typeof found === "string") return found;
+  paths.push(...found);
+  const inside = [...new Set(paths.filter((path) => within(path, workspace)))];
+  // A path inside another one bound read-only is read-only already (and Docker refuses a mount point given twice).
+  return inside.filter((path) => !inside.some((other) => other !== path && within(path, other)));
+}
+
+/** Why a workspace-write command is refused when a `.git` of its project is a symbolic link (no double quote: the SSH script prints it). */
+export const gitLinkMessage = (path: string) =>
+  `${path} is a symbolic link: git would follow it outside the sandbox, and the link itself cannot be made read-only; make it the directory (or the gitdir: file) itself`;
+
+/** Every `.git` below `workspace` (GIT_SEARCH), with the directory a `.git` file names; a message for one that is a link. */
+function gitEntries(workspace: string): string[] | string {
+  const found: string[] = [];
+  let level = [workspace];
+  let seen = 0;
+  for (let depth = 1; depth <= GIT_SEARCH.depth && level.length > 0; depth++) {
+    const next: string[] = [];
+    for (const dir of level) {
+      if (++seen > GIT_SEARCH.directories) return found;
+      let entries: Dirent[];
+      try {
+        entries = readdirSync(dir, { withFileTypes: true });
+      } catch {
+        continue;
+      }
+      for (const entry of entries) {
+        const path = join(dir, entry.name);
+        if (entry.name === ".git") {
+          if (entry.isSymbolicLink()) return gitLinkMessage(path);
+          found.push(path);
+          if (entry.isFile()) found.push(...gitdirOf(path));
+        } else if (entry.isDirectory() && entry.name !== "node_modules") next.push(path);
+      }
+    }
+    level = next;
+  }
+  return found;
+}
+
+/** The directory a `.git` file ("gitdir: …") points to, resolved; none when it says nothing readable. */
+function gitdirOf(file: string): string[] {
+  try {
+    const named = /^gitdir:\s*(.+?)\s*$/m.exec(readFileSync(file, "utf8").slice(0, 4096))?.[1];
+    return named ? [realOrPlanned(resolve(dirname(file), named))] : [];
+  } catch {
+    return [];
+  }
 }
 
 /**
@@ -108,7 +163,9 @@ export function projectMounts(
   const refused = homeRootProblem(real, mode, homes, userHomes);
   if (refused) return refused;
   const readOnly = mode === "read-only";
-  const kept = readOnly ? [] : protectedIn(real).map((path) => ({ source: path, target: posix.join(target, relative(real, path)), readOnly: true }));
+  const inside = readOnly ? [] : protectedIn(real);
+  if (typeof inside === "string") return inside;
+  const kept = inside.map((path) => ({ source: path, target: posix.join(target, relative(real, path)), readOnly: true }));
   return [{ source: real, target, readOnly }, ...kept];
 }
 
