@@ -39,8 +39,11 @@ export const LOGIN_FILES = [
  */
 export const WORKSPACE_PROTECTED = [...LOGIN_FILES, ".git"] as const;
 
-/** How far below the project root `.git` is looked for (as `find -maxdepth`), and in how many directories at most; `node_modules` is not searched. */
-export const GIT_SEARCH = { depth: 5, directories: 4096 } as const;
+/**
+ * How far below the project root `.git` is looked for (as `find -maxdepth`), in how many directories and among how many
+ * entries at most (a command's start waits for the search: ~10 ms a thousand directories); `node_modules` is not searched.
+ */
+export const GIT_SEARCH = { depth: 5, directories: 2048, entries: 20_000 } as const;
 
 /**
  * The paths of `workspace` (a real path) to bind read-only now: the `WORKSPACE_PROTECTED` ones it has (each where it
@@ -66,16 +69,18 @@ function gitEntries(workspace: string): string[] | string {
   const found: string[] = [];
   let level = [workspace];
   let seen = 0;
+  let read = 0;
   for (let depth = 1; depth <= GIT_SEARCH.depth && level.length > 0; depth++) {
     const next: string[] = [];
     for (const dir of level) {
-      if (++seen > GIT_SEARCH.directories) return found;
+      if (++seen > GIT_SEARCH.directories || read > GIT_SEARCH.entries) return found;
       let entries: Dirent[];
       try {
         entries = readdirSync(dir, { withFileTypes: true });
       } catch {
         continue;
       }
+      read += entries.length;
       for (const entry of entries) {
         const path = join(dir, entry.name);
         if (entry.name === ".git") {
