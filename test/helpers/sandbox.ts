@@ -25,3 +25,14 @@ export function describeWithBwrap(name: string, body: () => void): void {
     describe.skip(name, body);
   } else describe(name, body);
 }
+
+/** What git runs outside the sandbox when the person next runs git in the project (a prompt's git status): its config, a hook, a .git put in its place. */
+export const GIT_WRITES: [string, string][] = [
+  ["git-config", "printf '[core]\\n\\tfsmonitor = touch /tmp/pwned\\n' >> .git/config"],
+  ["git-hook", "echo 'touch /tmp/pwned' > .git/hooks/post-checkout"],
+  ["git-moved", "mv .git .git-moved"],
+];
+
+/** One shell line trying each write in turn, saying `name=written` or `name=refused` for each. */
+export const attempts = (tries: [name: string, write: string][]) =>
+  tries.map(([name, write]) => `{ ${write}; } 2>/dev/null && echo "${name}=written" || echo "${name}=refused"`).join("; ");
