@@ -109,7 +109,14 @@ class SystemCopy {
     }
     chmodSync(target, dirMode(stat));
     this.#watch(dir);
-    const names = readdirSync(dir);
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      // Removed (or made private) between the look above and this read: as gone.
+      this.#drop(dir, true);
+      return;
+    }
     if (!fresh) {
       const there = new Set(names);
       for (const name of readdirSync(target)) if (!there.has(name)) this.#drop(join(dir, name), true);
@@ -183,7 +190,13 @@ class SystemCopy {
         this.#dirty.add(dir);
         this.#soon ??= setTimeout(() => {
           this.#soon = null;
-          this.current();
+          try {
+            this.current();
+          } catch {
+            // What changed under the sync (a directory removed mid-way): the whole copy is looked at again at the next
+            // start, which says what fails; a timer's throw would end the runner.
+            this.#dirty.add(this.source);
+          }
         }, 20).unref();
       });
       // A directory removed or made unreadable: its parent's watch tells, and the next sync looks again.
