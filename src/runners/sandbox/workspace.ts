@@ -41,7 +41,8 @@ export const WORKSPACE_PROTECTED = [...LOGIN_FILES, ".git"] as const;
 
 /**
  * How far below the project root `.git` is looked for (as `find -maxdepth`), in how many directories and among how many
- * entries at most (a command's start waits for the search: ~10 ms a thousand directories); `node_modules` is not searched.
+ * entries at most (a command's start waits for it: 17-19 ms for this checkout's 416 directories, 327 ms for /usr's 1,714
+ * directories and 36,805 entries, quiet); `node_modules` is not searched.
  */
 export const GIT_SEARCH = { depth: 5, directories: 2048, entries: 20_000 } as const;
 
