@@ -29,6 +29,7 @@ const RUNNER_SHARED = [
   "runners/control.ts",
   "runners/environment.ts",
   "runners/flags.ts",
+  "runners/new-repos.ts",
   "runners/output.ts",
   "runners/proc.ts",
   "runners/shell.ts",

@@ -19,7 +19,7 @@ async function run(
   command: string,
   mode: "read-only" | "workspace-write",
   workspace: string,
-): Promise<{ code: number | null; out: string }> {
+): Promise<{ code: number | null; out: string; err: string }> {
   const spec: ExecSpec = {
     command,
     cwd: workspace,
@@ -31,10 +31,14 @@ async function run(
   };
   const execution = await backend.start(spec);
   let out = "";
+  let err = "";
   execution.stdout.on("data", (data: Buffer) => (out += data.toString()));
-  execution.stderr.on("data", (data: Buffer) => (out += data.toString()));
+  execution.stderr.on("data", (data: Buffer) => {
+    out += data.toString();
+    err += data.toString();
+  });
   const { exitCode } = await execution.result;
-  return { code: exitCode, out };
+  return { code: exitCode, out, err };
 }
 
 describeWithBwrap("the toolchains PATH names, and nothing beside them", () => {
@@ -176,16 +180,20 @@ describeWithBwrap("common work in the sandbox, on this machine's toolchains (doc
       `python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(); socket.create_connection(s.getsockname()); print("tcp-ok")'`,
       `node -e 'const net = require("net"); const s = net.createServer((c) => c.end()).listen("./test.sock", () => net.connect("./test.sock", () => { console.log("unix-ok"); s.close() }))'`,
     ];
-    const { code, out } = await run(backend, steps.map((step) => `{ ${step}; }`).join(" && "), "workspace-write", workspace);
-    expect({ code, out }).toEqual({
+    const { code, out, err } = await run(backend, steps.map((step) => `{ ${step}; }`).join(" && "), "workspace-write", workspace);
+    // Spool's own lines at the end of stderr aside (below).
+    expect({ code, out: out.replace(/^spool: .*\n/gm, "") }).toEqual({
       code: 0,
       out: ["git-ok", "make-ok", "npm-ok", "pip-ok", ...(has("cargo") ? ["Hello, world!"] : []), "tcp-ok", "unix-ok", ""].join("\n"),
     });
+    // The repository it made is renamed once it ended (runners/new-repos.ts): git runs what its config names.
+    expect(err).toContain("spool: the git repository .git was made while this command ran");
   }, 600_000);
 
   it("read-only (after it): reading work runs (git log, make -n, node, npm ls, python, the built program); writing fails", async () => {
     const steps = [
-      "git log --oneline | wc -l",
+      // The repository made in workspace-write, renamed at its end, read where it now is.
+      "git --git-dir=.git.spool-untrusted log --oneline | wc -l",
       "make -n",
       `node -e 'console.log("node-ok")'`,
       "npm ls >/dev/null && echo npm-ls-ok",

@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -101,6 +102,8 @@ describeWithBwrap("workspace-write never writes what a login runs", () => {
     expect(readFileSync(join(root, ".git", "config"), "utf8")).toBe("[core]\n");
     expect(existsSync(join(root, ".git", "hooks", "post-checkout"))).toBe(false);
     expect(existsSync(join(root, ".ssh", "rc"))).toBe(false);
+    // It made no repository: nothing to say at its end.
+    expect(done.err).not.toContain("spool:");
     client.close();
   });
 
@@ -140,6 +143,52 @@ describeWithBwrap("workspace-write never writes what a login runs", () => {
     expect(refused.stdout.status).toBe(ENTRY.cancelled);
     expect(JSON.stringify(refused.log)).toContain(`${join(linked, ".git")} is a symbolic link`);
     expect(existsSync(join(linked, "made"))).toBe(false);
+    client.close();
+  });
+
+  it("a repository the command makes (git init, one deep down, a bare one by hand) is renamed once it has ended, and its stderr says so; a bare one already there is read-only", async () => {
+    const root = join(base, "made-repos");
+    const home = join(base, "elsewhere-made");
+    mkdirSync(join(root, "old.git", "objects"), { recursive: true });
+    mkdirSync(join(root, "old.git", "refs"), { recursive: true });
+    writeFileSync(join(root, "old.git", "HEAD"), "ref: refs/heads/main\n");
+    writeFileSync(join(root, "old.git", "config"), "[core]\n\tbare = true\n");
+    mkdirSync(home, { recursive: true });
+    client = await runnerWithHome("ww-made", root, home);
+    const planted = "printf '[core]\\n\\tfsmonitor = touch /tmp/pwned\\n\\tpager = touch /tmp/pwned\\n'";
+    const done = await runTool(
+      client,
+      "made",
+      "sh",
+      attempts([
+        ["bare-config", `${planted} >> old.git/config`],
+        ["init", `git init -q . && ${planted} >> .git/config`],
+        // Past the depth the start's search reaches (GIT_SEARCH): the look at the end reads the whole project.
+        ["deep", "mkdir -p a/b/c/d/e/f/g && git init -q a/b/c/d/e/f/g"],
+        ["bare", `mkdir -p evil/objects evil/refs && echo 'ref: refs/heads/main' > evil/HEAD && ${planted} > evil/config`],
+      ]),
+    );
+    expect(done.out).toBe("bare-config=refused\ninit=written\ndeep=written\nbare=written\n");
+    expect(readFileSync(join(root, "old.git", "config"), "utf8")).toBe("[core]\n\tbare = true\n");
+    expect(existsSync(join(root, ".git"))).toBe(false);
+    expect(readFileSync(join(root, ".git.spool-untrusted", "config"), "utf8")).toContain("fsmonitor = touch /tmp/pwned");
+    expect(existsSync(join(root, "a/b/c/d/e/f/g/.git"))).toBe(false);
+    expect(existsSync(join(root, "a/b/c/d/e/f/g/.git.spool-untrusted"))).toBe(true);
+    expect(existsSync(join(root, "evil", "HEAD"))).toBe(false);
+    expect(readFileSync(join(root, "evil", "HEAD.spool-untrusted"), "utf8")).toBe("ref: refs/heads/main\n");
+    // git no longer takes any of them for a repository; the bare one that was there still is one.
+    const gitDir = (dir: string) =>
+      spawnSync("git", ["-C", dir, "rev-parse", "--git-dir"], { env: { ...process.env, GIT_CEILING_DIRECTORIES: base }, encoding: "utf8" });
+    for (const dir of [root, join(root, "evil"), join(root, "a/b/c/d/e/f/g")]) expect(gitDir(dir).status, dir).not.toBe(0);
+    expect(gitDir(join(root, "old.git")).stdout.trim()).toBe(".");
+    for (const [made, entry, renamed] of [
+      [".git", ".git", ".git.spool-untrusted"],
+      ["a/b/c/d/e/f/g/.git", "a/b/c/d/e/f/g/.git", ".git.spool-untrusted"],
+      ["evil", "evil/HEAD", "HEAD.spool-untrusted"],
+    ])
+      expect(done.err).toContain(
+        `spool: the git repository ${made} was made while this command ran; git runs what a repository's config and hooks name wherever the person runs git there, so ${entry} was renamed ${renamed}`,
+      );
     client.close();
   });
 });

@@ -8,6 +8,7 @@ import type { ContainerInfo, ControlSignal, TtySize } from "../../protocol/runne
 import type { NetworkKind } from "../../protocol/sandbox.js";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, type ExecutionTarget, firstLine, StartError } from "../backend.js";
 import { signalName, streamControl, TTY_TERM } from "../control.js";
+import { type NewRepos, untrustingNewRepositories } from "../new-repos.js";
 import { egressUnavailable, noSandbox, once, SANDBOX_OFF, type SandboxInfo, type SandboxMode, sandboxOf, sandboxResult } from "../sandbox/sandbox.js";
 import { mountCheck } from "../sandbox/setup.js";
 import { expandHome, localHomes, loginHomes, mountsProblem, pathIdentity, realOrPlanned, runnerHomes } from "../sandbox/view.js";
@@ -194,7 +195,7 @@ export class DockerBackend implements Backend {
    * the directory to start in. A sandboxed command whose mounts would hold a known secret (the server's and the
    * runner's state, a recorded home) is refused: checked, never covered.
    */
-  async #mounts(spec: ExecSpec, record: ViewRecord): Promise<{ mounts: BindMount[]; workdir: string | undefined; check: string }> {
+  async #mounts(spec: ExecSpec, record: ViewRecord): Promise<{ mounts: BindMount[]; workdir: string | undefined; check: string; repos: NewRepos | null }> {
     const sandbox = sandboxOf(spec);
     const readOnly = sandbox?.mode === "read-only";
     const home = process.env.HOME || homedir();
@@ -207,6 +208,7 @@ export class DockerBackend implements Backend {
       });
     const view = [...added(sandbox?.view?.read, true), ...added(sandbox?.view?.write, readOnly)];
     let project: { mounts: BindMount[]; workdir: string } | null = null;
+    let repos: NewRepos | null = null;
     if (this.options.mountProject) {
       if (!spec.project) {
         throw new StartError(
@@ -229,6 +231,8 @@ export class DockerBackend implements Backend {
         ? projectMounts(real, target, sandbox.mode, runnerHomes(home), loginHomes(this.options.passwd))
         : [{ source: real, target, readOnly }];
       if (typeof mounts === "string") throw new StartError(`Cannot start the command: ${mounts}`);
+      // The repositories a workspace-write command makes, looked for here once it has ended (new-repos.ts).
+      if (here && sandbox.mode === "workspace-write") repos = { workspace: real, since: Date.now(), kept: mounts.slice(1).map((m) => m.source) };
       project = { mounts, workdir: spec.project.cwd ? posix.join(target, spec.project.cwd) : target };
     }
     const mounts = [...(project ? project.mounts : []), ...view];
@@ -266,7 +270,7 @@ export class DockerBackend implements Backend {
           return { path: mount.target, id };
         })
       : [];
-    return { mounts, workdir: project ? project.workdir : spec.cwd, check: mountCheck(paths, null) };
+    return { mounts, workdir: project ? project.workdir : spec.cwd, check: mountCheck(paths, null), repos };
   }
 
   start(spec: ExecSpec): Promise<Execution> {
@@ -372,7 +376,8 @@ export class DockerBackend implements Backend {
       return { ...outcome, ...reached };
     })();
     const describe = (): ExecutionTarget => ({ backend: "docker", container: id });
-    return { ...output, result, describe, located: Promise.resolve(describe()), ...(interactive ? { control: interactive } : {}) };
+    const execution = { ...output, result, describe, located: Promise.resolve(describe()), ...(interactive ? { control: interactive } : {}) };
+    return untrustingNewRepositories(execution, mounted.repos);
   }
 
   /** The forwarder in the container's network namespace, then the command starts; on failure the container and the proxy go. */

@@ -7,6 +7,7 @@ import { ViewRecord } from "../../home/views.js";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, firstLine, StartError } from "../backend.js";
 import { TTY_TERM } from "../control.js";
 import { localBaseEnvironment } from "../environment.js";
+import { type NewRepos, untrustingNewRepositories } from "../new-repos.js";
 import { OutputPipe } from "../output.js";
 import { type EgressDir, egressDir, egressLauncher, egressVariables } from "../sandbox/egress.js";
 import { type CopiedDir, systemCopies } from "../sandbox/etc-view.js";
@@ -204,7 +205,7 @@ export class LocalBackend implements Backend {
       throw error;
     });
     try {
-      const execution = await this.#run(spec, { ...launch, base, cwd, script, started, view });
+      const execution = untrustingNewRepositories(await this.#run(spec, { ...launch, base, cwd, script, started, view }), launch.repos);
       const dir = launch.egress;
       if (!dir) return { ...execution, result: execution.result.finally(view.release) };
       // What the proxy allowed and refused (its summary, written when it stopped), for the record; then its directory goes.
@@ -284,7 +285,7 @@ export class LocalBackend implements Backend {
     sandbox: NonNullable<ReturnType<typeof sandboxOf>>,
     start: { cwd: string; env: Record<string, string>; base: Record<string, string>; script: string },
     record: ViewRecord,
-  ): Promise<{ file: string; args: string[]; env: Record<string, string>; egress: EgressDir | null; setup: SetupMarker }> {
+  ): Promise<{ file: string; args: string[]; env: Record<string, string>; egress: EgressDir | null; setup: SetupMarker; repos: NewRepos | null }> {
     const { cwd, base, script } = start;
     let env = start.env;
     const probed = await this.#sandbox();
@@ -324,6 +325,8 @@ export class LocalBackend implements Backend {
     const inside = sandbox.mode === "workspace-write" ? protectedIn(workspace) : [];
     if (typeof inside === "string") throw new StartError(`Cannot start the command: ${inside}`);
     const protect = present(inside);
+    // The repositories it makes, looked for once it has ended (new-repos.ts).
+    const repos = sandbox.mode === "workspace-write" ? { workspace, since: Date.now(), kept: inside } : null;
     const view = { ...checked, readOnly: readOnly.map((p) => p.path), writable: writable.map((p) => p.path) };
     // bwrap is started by its absolute path with the base environment only; the command's environment is set inside.
     // A workspace-write command with the network gets a namespace of its own where slirp4netns is there (runners/sandbox/network.ts).
@@ -358,13 +361,13 @@ export class LocalBackend implements Backend {
     if (allowlist && egress) {
       const policy = { allow: allowlist.allow, ...(this.options.egressHosts ? { hosts: this.options.egressHosts } : {}) };
       const launch = egressLauncher(egress, policy, probed.path, sandboxed, ignore, probed.seccomp ?? null);
-      return { ...launch, env: { ...base, ...launch.env }, egress, setup };
+      return { ...launch, env: { ...base, ...launch.env }, egress, setup, repos };
     }
     if (ownNetwork) {
       const launch = networkLauncher(probed.slirp!, probed.path, sandboxed, ignore, filter);
-      return { ...launch, env: { ...base, ...launch.env }, egress, setup };
+      return { ...launch, env: { ...base, ...launch.env }, egress, setup, repos };
     }
-    return { ...launcher(probed.path, sandboxed, Boolean(probed.resetSignals), filter), env: base, egress, setup };
+    return { ...launcher(probed.path, sandboxed, Boolean(probed.resetSignals), filter), env: base, egress, setup, repos };
   }
 
   async #run(spec: ExecSpec, start: LocalStart): Promise<Execution> {

@@ -35,7 +35,8 @@ export const LOGIN_FILES = [
  * `git status` included, and none of it shows in a diff; a `commondir` or `gitdir` file can point it at a directory the
  * command made. So every `.git` is read-only as a whole (a command that commits runs in full): the root's, and those
  * below it (`GIT_SEARCH`: a submodule's, whose `.git` file git follows from the root's `git status`, a checkout inside
- * the project); one the command creates, where there was none, is its own.
+ * the project), and a bare repository's directory. One the command makes, where there was none, is renamed once it
+ * has ended, so git no longer finds it (runners/new-repos.ts).
  */
 export const WORKSPACE_PROTECTED = [...LOGIN_FILES, ".git"] as const;
 
@@ -82,6 +83,9 @@ function gitEntries(workspace: string): string[] | string {
         continue;
       }
       read += entries.length;
+      // A bare repository (HEAD, objects/, refs/): git takes the directory itself for one (the root: its config and hooks).
+      if (isBareRepository(entries))
+        found.push(...(dir === workspace ? entries.filter((e) => e.name === "config" || e.name === "hooks").map((e) => join(dir, e.name)) : [dir]));
       for (const entry of entries) {
         const path = join(dir, entry.name);
         if (entry.name === ".git") {
@@ -95,6 +99,12 @@ function gitEntries(workspace: string): string[] | string {
   }
   return found;
 }
+
+/** Whether a directory with these entries is a bare repository to git: HEAD, objects/ and refs/ in it. */
+export const isBareRepository = (entries: readonly Dirent[]): boolean =>
+  entries.some((e) => e.name === "HEAD" && e.isFile()) &&
+  entries.some((e) => e.name === "objects" && e.isDirectory()) &&
+  entries.some((e) => e.name === "refs" && e.isDirectory());
 
 /** The directory a `.git` file ("gitdir: …") points to, resolved; none when it says nothing readable. */
 function gitdirOf(file: string): string[] {

@@ -3,6 +3,7 @@ import type { ContainerInfo, RunnerView, TtySize } from "../../protocol/runner.j
 import { SANDBOX_MODES } from "../../protocol/sandbox.js";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, type ExecutionTarget, firstLine, StartError } from "../backend.js";
 import { streamControl, TTY_TERM } from "../control.js";
+import { withRepositoryLook } from "../new-repos.js";
 import type { SandboxInfo, SandboxMode } from "../sandbox/sandbox.js";
 import {
   BWRAP_DETAIL,
@@ -23,6 +24,7 @@ import { privateHome, SYSTEM_DIRS, toolchainRoots, within } from "../sandbox/vie
 import { shellScript } from "../shell.js";
 import { PidLine, type RemoteContainer, type RemoteSandbox, remoteScript, shellQuote } from "../streams.js";
 import { supervise, withManyListeners } from "../supervise.js";
+import { parseBefore, repositoriesAfter, repositoriesBefore } from "./repos.js";
 import { type RemoteShell, type SshOptions, ssh2Shell } from "./shell.js";
 
 export { fingerprint, knownHostKeys } from "./host-keys.js";
@@ -203,14 +205,9 @@ export class SshBackend implements Backend {
   async #homeWorkspace(): Promise<string | null> {
     const root = this.options.workspace;
     if (root === undefined) return null;
-    const channel = await this.#shell.exec(
+    const output = await this.#output(
       `printf '%s\\n' "$(cd -P -- ${root === "login" ? '"$PWD"' : shellQuote(root)} 2>/dev/null && pwd)" "$(cd -P -- "$HOME" 2>/dev/null && pwd)"`,
     );
-    channel.stdin.end();
-    channel.stderr.resume();
-    let output = "";
-    for await (const chunk of channel.stdout) output += String(chunk);
-    await channel.closed;
     const [workspace = "", home = ""] = output.split("\n");
     const host = `${this.options.username}@${this.options.host}`;
     const given = root === "login" ? "the login directory (no --root)" : root;
@@ -236,13 +233,7 @@ export class SshBackend implements Backend {
       // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell's parameter expansion
       'IFS=:; set -f; for p in $PATH; do r=$(cd -P -- "$p" 2>/dev/null && pwd) && printf "path=%s\\t%s\\n" "$p" "$r" && case "$r" in */.cargo/bin) u=$(cd -P -- "${r%/.cargo/bin}/.rustup" 2>/dev/null && pwd) && printf "dir=%s\\t%s\\n" "${r%/.cargo/bin}/.rustup" "$u";; esac; done; unset IFS; set +f; true',
     ].join("; ");
-    const channel = await this.#shell.exec(script);
-    channel.stdin.end();
-    channel.stderr.resume();
-    let output = "";
-    for await (const chunk of channel.stdout) output += String(chunk);
-    await channel.closed;
-    return remoteView(output);
+    return remoteView(await this.#output(script));
   }
 
   /**
@@ -320,6 +311,9 @@ export class SshBackend implements Backend {
     }
     // A full command's container: a PID namespace of its own on the remote host, where bwrap there can make one.
     const contain = sandbox ? undefined : (await this.#container()).contain;
+    // workspace-write: the repositories bound read-only, and the host's time, for the look once it has ended (repos.ts).
+    const root = sandbox?.mode === "workspace-write" ? (spec.workspace ?? spec.cwd) : undefined;
+    const before = root ? parseBefore(await this.#output(repositoriesBefore(root))) : null;
     // A clean environment: the remote login's PATH, HOME, LANG, TERM and what the runner was given; never the login's whole environment.
     const channel = await this.#shell.exec(
       remoteScript(shellScript(spec.command), spec.cwd, spec.env, {
@@ -386,7 +380,19 @@ export class SshBackend implements Backend {
       const ended = { ...exit, durationMs: Date.now() - started, cancelled: control.cancelled, timedOut: control.timedOut };
       return sandbox || contain ? sandboxResult(ended) : ended;
     })();
-    return { stdout: pidLine, stderr: channel.stderr, result, describe, located, ...(poke ? { control: poke } : {}) };
+    const execution = { stdout: pidLine, stderr: channel.stderr, result, describe, located, ...(poke ? { control: poke } : {}) };
+    return root && before ? withRepositoryLook(execution, async () => (await this.#output(repositoriesAfter(root, before))) || null) : execution;
+  }
+
+  /** What `script` prints on the host (its stdout; stderr is dropped). */
+  async #output(script: string): Promise<string> {
+    const channel = await this.#shell.exec(script);
+    channel.stdin.end();
+    channel.stderr.resume();
+    let output = "";
+    for await (const chunk of channel.stdout) output += String(chunk);
+    await channel.closed;
+    return output;
   }
 
   async close(): Promise<void> {
