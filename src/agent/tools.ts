@@ -104,7 +104,7 @@ const ToolArgs = {
 export type ToolName = keyof typeof ToolArgs;
 
 const DESCRIPTIONS: Record<ToolName, string> = {
-  sh: "Propose a shell command. A person accepts or rejects it; once accepted it runs and you get its status, exit code and output (or the output so far if it is still running). Sandboxed (the default where the runner has a sandbox), it cannot write the project's .git: git commands that read work, a commit or a checkout fails, and a repository it makes (git init) is renamed .git.spool-untrusted once it ends (leave those to the person).",
+  sh: "Propose a shell command. A person accepts or rejects it; once accepted it runs and you get its status, exit code and output (or the output so far if it is still running). Sandboxed (the default where the runner has a sandbox), it cannot write the project's .git: git commands that read work, a commit or a checkout fails, and a repository it makes (git init, git clone) is unknown to git once it ends, its HEAD renamed HEAD.spool-untrusted (leave those to the person).",
   env: "Propose a read-only command to inspect the environment; same result as sh. The only command tool in ask mode.",
   get: "Read an entry (a command's output channel or log): the last lines (tail) or a slice (line, limit), as clean text.",
   grep: "Search a command's stored output; no approval needed (nothing runs). Every line holding the pattern, with its line number and the lines around it, in all the output Spool kept, including the part left out of what you were shown. Use it instead of a new command to find errors, failures or a name in a long output.",

@@ -1,56 +1,58 @@
 import { type Dirent, lstatSync, realpathSync, renameSync } from "node:fs";
-import { opendir } from "node:fs/promises";
+import { readdir } from "node:fs/promises";
 import { basename, dirname, join, relative } from "node:path";
 import { PassThrough, type Readable } from "node:stream";
 import type { ExecResult, Execution } from "./backend.js";
-import { isBareRepository } from "./sandbox/workspace.js";
+import { within } from "./sandbox/view.js";
+import { GIT_SEARCH, isGitDirectory } from "./sandbox/workspace.js";
 
 /*
- * Git repositories a workspace-write command made in its project. The project's own `.git` directories are read-only
- * inside the sandbox (workspace.ts), but a command may still make a repository where there was none: `git init`, or a
- * `.git` (or a bare repository: HEAD, objects/, refs/) written by hand with a config naming a program
- * (core.fsmonitor, core.pager, a hook). The person's next git there, a shell prompt's `git status` included, would run
- * it outside any sandbox. Once the command has ended, with none of its processes left, the runner looks for them and
- * renames each so git no longer finds it, and says so at the end of the command's stderr.
+ * Git repositories a workspace-write command leaves in its project. Every git directory the project had when it
+ * started is read-only inside the sandbox (sandbox/workspace.ts), but a command may make one where there was none:
+ * `git init`, a `.git` or a bare repository written by hand, an old directory given a HEAD and a commondir, with a
+ * config naming a program (core.fsmonitor, core.pager, a hook). The person's next git there, a shell prompt's
+ * `git status` included, would run it outside any sandbox. Once the command has ended, with none of its processes
+ * left, the runner looks at the project again: every git directory and `.git` file that was not read-only to the
+ * command was writable to it, so each is made unknown to git — a git directory's HEAD renamed, a `.git` file renamed —
+ * and a line at the end of the command's stderr says so.
  */
 
-/** How many entries the look reads at most (`node_modules` is not searched): past it, the notice says the look stopped. */
-export const REPOSITORY_LOOK = { entries: 100_000 } as const;
-
-/** What the renamed repositories' paths end with. */
+/** What a renamed HEAD or `.git` file is called: its name with this after it. */
 export const UNTRUSTED_SUFFIX = ".spool-untrusted";
 
-/** A repository found: the entry git would find it by (a `.git`, or a bare repository's HEAD). */
-interface Found {
-  /** The `.git` entry, or the bare repository's HEAD file. */
-  entry: string;
-  /** The repository as the person would name it (the `.git` entry, or the bare repository's directory). */
-  repository: string;
+/** What the look found: the git directories and `.git` files, the directories it could not read, whether it read all. */
+interface Look {
+  /** A git directory (whose HEAD is renamed), or a `.git` file (renamed). */
+  found: { path: string; kind: "directory" | "file" }[];
+  unreadable: string[];
+  complete: boolean;
 }
 
-/** Every repository in `workspace` (bounded by REPOSITORY_LOOK), and whether the look stopped before its end. */
-async function repositories(workspace: string): Promise<{ found: Found[]; complete: boolean }> {
-  const found: Found[] = [];
+/** Every git directory and `.git` file in `workspace` outside `kept` (GIT_SEARCH; `node_modules` aside). */
+async function look(workspace: string, kept: readonly string[]): Promise<Look> {
+  const result: Look = { found: [], unreadable: [], complete: true };
   let read = 0;
   const queue = [workspace];
   for (let dir = queue.shift(); dir !== undefined; dir = queue.shift()) {
-    const entries: Dirent[] = [];
+    let entries: Dirent[];
     try {
-      for await (const entry of await opendir(dir)) {
-        entries.push(entry);
-        if (++read > REPOSITORY_LOOK.entries) return { found, complete: false };
-      }
-    } catch {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") result.unreadable.push(dir);
       continue;
     }
-    if (dir !== workspace && isBareRepository(entries)) found.push({ entry: join(dir, "HEAD"), repository: dir });
+    read += entries.length;
+    if (read > GIT_SEARCH.entries) return { ...result, complete: false };
+    if (dir !== workspace && isGitDirectory(entries)) result.found.push({ path: dir, kind: "directory" });
     for (const entry of entries) {
       const path = join(dir, entry.name);
-      if (entry.name === ".git") found.push({ entry: path, repository: path });
+      // What was read-only to the command is as it was (a link there could not be made either).
+      if (kept.some((k) => within(path, k))) continue;
+      if (entry.name === ".git" && !entry.isDirectory()) result.found.push({ path, kind: "file" });
       else if (entry.isDirectory() && entry.name !== "node_modules") queue.push(path);
     }
   }
-  return { found, complete: true };
+  return result;
 }
 
 /** When `path` came to be: its birth time where the filesystem keeps one, else its last status change; 0 when it is not there. */
@@ -63,19 +65,6 @@ function bornAt(path: string): number {
   }
 }
 
-/**
- * When the parts git reads a repository by last came to be: the entry, and in the repository its config, HEAD and
- * commondir, and a bare one's objects/ and refs/. A command cannot set a birth time: one that filled an empty `.git`,
- * or replaced a config (as `git config` does, through a new file), made them since its start.
- */
-function madeAt({ entry, repository }: Found): number {
-  const inside =
-    entry === repository
-      ? ["config", "HEAD", "commondir"].map((name) => join(entry, name))
-      : ["config", "objects", "refs"].map((name) => join(repository, name));
-  return Math.max(bornAt(entry), ...inside.map(bornAt));
-}
-
 /** A name beside `path` that is free: `path` + UNTRUSTED_SUFFIX, then with a number. */
 function freeName(path: string): string {
   for (let n = 1; ; n++) {
@@ -84,45 +73,58 @@ function freeName(path: string): string {
   }
 }
 
+/** Renames `path` beside itself (to a free name), once its directory is still where the look found it; the new name. */
+function renameAside(path: string): string {
+  const to = freeName(path);
+  // The directory is still the one the look found (no link put on its path since, by another command of the project).
+  if (realpathSync(dirname(path)) !== dirname(path)) throw new Error(`${dirname(path)} is no longer the directory it was`);
+  renameSync(path, to);
+  return to;
+}
+
 /**
- * Renames the repositories a command made in `workspace` since `since` (ms since the epoch), leaving those in `kept`
- * (bound read-only while it ran): each `.git` becomes `.git.spool-untrusted`, and a bare repository's HEAD
- * `HEAD.spool-untrusted`, so git no longer takes either for a repository. The notice for the command's stderr, or null.
+ * Makes every git directory and `.git` file in `repos.workspace` that was not read-only to the command (`repos.kept`)
+ * unknown to git: a git directory's HEAD becomes `HEAD.spool-untrusted`, a `.git` file `.git.spool-untrusted`. Where
+ * the search at the start did not read all of the project (`repos.complete` false), only those made since its start
+ * are (by birth time), since one past its reach may be the person's. The notice for the command's stderr, or null.
  */
-export async function untrustNewRepositories(workspace: string, since: number, kept: readonly string[]): Promise<string | null> {
-  const { found, complete } = await repositories(workspace);
+export async function untrustNewRepositories(repos: NewRepos): Promise<string | null> {
+  const { workspace, since, kept, complete } = repos;
+  const found = await look(workspace, kept);
   const lines: string[] = [];
   const shown = (path: string) => relative(workspace, path) || ".";
-  for (const { entry, repository } of found) {
-    if (kept.includes(repository)) continue;
-    // Timestamps come from a coarse clock: a little before the start counts as made by the command.
-    if (madeAt({ entry, repository }) < since - 50) continue;
-    const to = freeName(entry);
+  for (const { path, kind } of found.found) {
+    const entry = kind === "directory" ? join(path, "HEAD") : path;
+    // Timestamps come from a coarse clock: a little before the start counts as since.
+    if (!complete && bornAt(entry) < since - 50) continue;
     try {
-      // The directory is still where the look found it (no link put on the path since, by another command).
-      if (realpathSync(dirname(entry)) !== dirname(entry)) throw new Error(`${dirname(entry)} is no longer the directory it was`);
-      renameSync(entry, to);
+      const to = renameAside(entry);
       lines.push(
-        `spool: the git repository ${shown(repository)} was made while this command ran; git runs what a repository's config and hooks name wherever the person runs git there, so ${shown(entry)} was renamed ${basename(to)}: rename it back once you have looked at its config and hooks (or if you made it yourself)\n`,
+        `spool: ${shown(path)} is a ${kind === "directory" ? "git directory" : ".git file"} this command could write; git runs what a repository's config and hooks name wherever the person runs git there, so ${shown(entry)} was renamed ${basename(to)}: read its config and hooks (with cat, not in a shell whose prompt runs git) before you rename it back\n`,
       );
     } catch (error) {
       lines.push(
-        `spool: the git repository ${shown(repository)} was made while this command ran, and it could not be renamed (${(error as Error).message}): look at its config and hooks before you run git there\n`,
+        `spool: ${shown(path)} is a ${kind === "directory" ? "git directory" : ".git file"} this command could write, and it could not be renamed (${(error as Error).message}): read its config and hooks before you run git there\n`,
       );
     }
   }
-  if (!complete)
+  for (const dir of found.unreadable)
     lines.push(
-      `spool: the project holds more than ${REPOSITORY_LOOK.entries} entries, so it was not all looked at for git repositories made while this command ran: look for any before you run git in the project\n`,
+      `spool: ${shown(dir)} could not be read after this command ran: look there for a git repository it made (with ls and cat) before you run git in it\n`,
+    );
+  if (!found.complete || !complete)
+    lines.push(
+      `spool: the project holds more than ${GIT_SEARCH.entries} entries, so it was not all looked at for git repositories this command could write: look for any before you run git in the project\n`,
     );
   return lines.length > 0 ? lines.join("") : null;
 }
 
-/** Where a workspace-write command's new repositories are looked for: its project root, since when, and what was bound read-only. */
+/** Where a workspace-write command's repositories are looked for: its project root, since when, what was read-only to it, and whether the search for that read all of the project. */
 export interface NewRepos {
   workspace: string;
   since: number;
   kept: readonly string[];
+  complete: boolean;
 }
 
 /**
@@ -132,8 +134,11 @@ export interface NewRepos {
  */
 export function untrustingNewRepositories(execution: Execution, repos: NewRepos | null): Execution {
   if (!repos) return execution;
-  return withRepositoryLook(execution, () => untrustNewRepositories(repos.workspace, repos.since, repos.kept));
+  return withRepositoryLook(execution, () => untrustNewRepositories(repos));
 }
+
+/** How long the look may take before the command's end is told without it (a hung mount, a connection half gone). */
+export const LOOK_TIMEOUT_MS = 60_000;
 
 /** `execution` with `look` run once it has ended (its result): what `look` says (null: nothing) ends its stderr, and the result comes after. */
 export function withRepositoryLook(execution: Execution, look: () => Promise<string | null>): Execution {
@@ -142,12 +147,24 @@ export function withRepositoryLook(execution: Execution, look: () => Promise<str
     tell = resolve;
   });
   const stderr = withTrailer(execution.stderr, notice);
-  const result: Promise<ExecResult> = execution.result.then(async (ended) => {
-    tell(await look().catch((error: unknown) => `spool: the look for git repositories made while this command ran failed (${(error as Error).message})\n`));
-    // As every backend's: the output is delivered once the result comes (to a consumer reading it).
-    await stderr.delivered;
-    return ended;
-  });
+  const failed = (why: string) => `spool: the look for git repositories this command could write ${why}: look for any before you run git in the project\n`;
+  const result: Promise<ExecResult> = execution.result.then(
+    async (ended) => {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<string>((resolve) => {
+        timer = setTimeout(() => resolve(failed(`did not end within ${LOOK_TIMEOUT_MS / 1000} s`)), LOOK_TIMEOUT_MS);
+      });
+      tell(await Promise.race([look().catch((error: unknown) => failed(`failed (${(error as Error).message})`)), late]));
+      clearTimeout(timer);
+      // As every backend's: the output is delivered once the result comes (to a consumer reading it).
+      await stderr.delivered;
+      return ended;
+    },
+    async (error: unknown) => {
+      tell(null);
+      throw error;
+    },
+  );
   return { ...execution, stderr: stderr.stream, result };
 }
 

@@ -7,10 +7,10 @@ import { VIEW_SWAPPED } from "./sandbox/setup.js";
 import { LOCAL_ETC, SYSTEM_DIRS } from "./sandbox/view.js";
 import {
   cwdOutsideMessage,
-  GIT_SEARCH,
   gitLinkMessage,
   homeWorkspaceMessage,
   LOGIN_FILES,
+  REMOTE_GIT_SEARCH,
   rootMovedMessage,
   WORKSPACE_PROTECTED,
 } from "./sandbox/workspace.js";
@@ -355,11 +355,9 @@ function sandboxMounts(sandbox: RemoteSandbox, readOnly: boolean, { seen, writte
   if (!readOnly) {
     const files = WORKSPACE_PROTECTED.map((name) => shellQuote(name)).join(" ");
     parts.push(`for p in ${files}; do if [ -e "$W/$p" ] && [ ! -L "$W/$p" ]; then set -- "$@" --ro-bind "$W/$p" "$W/$p"; fi; done`);
-    // Every .git below the root as well (GIT_SEARCH, one a line; a link is refused), as the local runner finds them.
-    // A bare repository's directory too (HEAD, objects/, refs/), as the local runner finds them.
-    const search = `find "$W" -mindepth 1 -maxdepth ${GIT_SEARCH.depth} -name node_modules -prune -o -name .git -print -prune -o -type f -name HEAD -print 2>/dev/null | head -n ${GIT_SEARCH.directories}`;
+    // Every git directory and .git below the root as well (one a line; a link is refused), as the local runner finds them.
     parts.push(
-      `set -f; o=$IFS; IFS=$(printf '\\n_'); IFS=\${IFS%_}; for g in $(${search}); do case "$g" in */HEAD) g=\${g%/HEAD}; [ -d "$g/objects" ] && [ -d "$g/refs" ] || continue ;; esac; case "$g" in "$W"/*) if [ -L "$g" ]; then ${refuse(gitLinkMessage("$g"))}; fi; set -- "$@" --ro-bind "$g" "$g" ;; esac; done; IFS=$o; set +f`,
+      `set -f; o=$IFS; IFS=$(printf '\\n_'); IFS=\${IFS%_}; for g in $(${REMOTE_GIT_SEARCH}); do case "$g" in "$W"/*) if [ -L "$g" ]; then ${refuse(gitLinkMessage("$g"))}; fi; set -- "$@" --ro-bind "$g" "$g" ;; esac; done; IFS=$o; set +f`,
     );
   }
   parts.push('set -- "$@" --remount-ro /');

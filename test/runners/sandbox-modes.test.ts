@@ -325,7 +325,7 @@ describeWithBwrap("workspace-write over SSH", () =>
       expect(readFileSync(join(root, ".git", "config"), "utf8")).toBe("[core]\n");
     });
 
-    it("a repository made there (git init, a bare one by hand) is renamed once the sandbox has ended, and its stderr says so; a bare one already there is read-only", async () => {
+    it("a git directory made there (git init, a bare one by hand) is unknown to git once the sandbox has ended, and its stderr says so; one already there is read-only", async () => {
       for (const dir of ["old.git", "old.git/objects", "old.git/refs"]) mkdirSync(join(root, dir), { recursive: true });
       writeFileSync(join(root, "old.git", "HEAD"), "ref: refs/heads/main\n");
       writeFileSync(join(root, "old.git", "config"), "[core]\n");
@@ -335,18 +335,20 @@ describeWithBwrap("workspace-write over SSH", () =>
         ["bare-config", "echo x >> old.git/config"],
         ["init", "git init -q 'new repo'"],
         ["bare", "mkdir -p evil/objects evil/refs && echo 'ref: refs/heads/main' > evil/HEAD"],
+        ["gitfile", "mkdir -p pointer && echo 'gitdir: ../evil' > pointer/.git"],
       ];
       const done = await runTool(client, "ssh-made", "sh", attempts(tries));
-      expect(done.out).toBe("bare-config=refused\ninit=written\nbare=written\n");
+      expect(done.out).toBe("bare-config=refused\ninit=written\nbare=written\ngitfile=written\n");
       expect(readFileSync(join(root, "old.git", "config"), "utf8")).toBe("[core]\n");
-      expect(existsSync(join(root, "new repo", ".git"))).toBe(false);
-      expect(existsSync(join(root, "new repo", ".git.spool-untrusted", "HEAD"))).toBe(true);
-      expect(existsSync(join(root, "evil", "HEAD"))).toBe(false);
-      expect(existsSync(join(root, "evil", "HEAD.spool-untrusted"))).toBe(true);
-      expect(done.err).toContain(
-        "spool: the git repository new repo/.git was made while this command ran; git runs what a repository's config and hooks name wherever the person runs git there, so new repo/.git was renamed .git.spool-untrusted",
-      );
-      expect(done.err).toContain("so evil/HEAD was renamed HEAD.spool-untrusted");
+      for (const dir of ["new repo/.git", "evil"]) {
+        expect(existsSync(join(root, dir, "HEAD")), dir).toBe(false);
+        expect(existsSync(join(root, dir, "HEAD.spool-untrusted")), dir).toBe(true);
+        expect(done.err).toContain(
+          `spool: ${dir} is a git directory this command could write; git runs what a repository's config and hooks name wherever the person runs git there, so ${dir}/HEAD was renamed HEAD.spool-untrusted`,
+        );
+      }
+      expect(existsSync(join(root, "pointer", ".git.spool-untrusted"))).toBe(true);
+      expect(done.err).toContain("spool: pointer/.git is a .git file this command could write");
       expect(done.err).not.toContain("old.git");
     });
 
@@ -427,17 +429,19 @@ describeWithInfra("docker", "workspace-write on Docker: only the project is moun
     expect(readFileSync(join(root, ".git", "config"), "utf8")).toBe("[core]\n");
   });
 
-  it("a repository the container makes (a .git, a bare one) is renamed once it has ended, as on the local runner, and its stderr says so", async () => {
+  it("a git directory the container could write (a .git, a bare one) is unknown to git once it has ended, as on the local runner, and its stderr says so", async () => {
     const made =
       "mkdir -p sub/.git/objects sub/.git/refs bare/objects bare/refs && echo 'ref: refs/heads/main' | tee sub/.git/HEAD > bare/HEAD && echo '[core]' | tee sub/.git/config > bare/config";
     const done = await runTool(client, "dw-made", "sh", made);
     expect(done.log.attributes).toMatchObject({ sandbox: "workspace-write", runner: "fresh" });
-    expect(existsSync(join(root, "sub", ".git"))).toBe(false);
-    expect(existsSync(join(root, "sub", ".git.spool-untrusted", "config"))).toBe(true);
-    expect(existsSync(join(root, "bare", "HEAD"))).toBe(false);
-    expect(existsSync(join(root, "bare", "HEAD.spool-untrusted"))).toBe(true);
-    expect(done.err).toContain("spool: the git repository sub/.git was made while this command ran");
-    expect(done.err).toContain("so bare/HEAD was renamed HEAD.spool-untrusted");
+    for (const dir of ["sub/.git", "bare"]) {
+      expect(existsSync(join(root, dir, "HEAD")), dir).toBe(false);
+      expect(existsSync(join(root, dir, "HEAD.spool-untrusted")), dir).toBe(true);
+      expect(done.err).toContain(`spool: ${dir} is a git directory this command could write; git runs what a repository's config and hooks name`);
+    }
+    // The project's own, read-only while it ran, are as they were.
+    expect(existsSync(join(root, ".git", "config"))).toBe(true);
+    expect(done.err).not.toContain("vendor/lib");
   });
 
   it("a project rooted in the server's home is refused (issue 37): the server's own files are in no project", async () => {

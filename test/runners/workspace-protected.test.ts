@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
@@ -146,13 +146,16 @@ describeWithBwrap("workspace-write never writes what a login runs", () => {
     client.close();
   });
 
-  it("a repository the command makes (git init, one deep down, a bare one by hand) is renamed once it has ended, and its stderr says so; a bare one already there is read-only", async () => {
+  it("every git directory and .git file the command could write (git init, deep down, by hand, an old directory and old files made one) is unknown to git once it has ended, and its stderr says so; one already there is read-only", async () => {
     const root = join(base, "made-repos");
     const home = join(base, "elsewhere-made");
-    mkdirSync(join(root, "old.git", "objects"), { recursive: true });
-    mkdirSync(join(root, "old.git", "refs"), { recursive: true });
+    for (const dir of ["old.git/objects", "old.git/refs", "vendor/lib/.git/objects", "vendor/lib/.git/refs", "old-dir", "a/b/c/d/e/f/g"])
+      mkdirSync(join(root, dir), { recursive: true });
     writeFileSync(join(root, "old.git", "HEAD"), "ref: refs/heads/main\n");
     writeFileSync(join(root, "old.git", "config"), "[core]\n\tbare = true\n");
+    writeFileSync(join(root, "vendor/lib/.git/HEAD"), "ref: refs/heads/main\n");
+    writeFileSync(join(root, "old-head"), "ref: refs/heads/main\n");
+    writeFileSync(join(root, "old-config"), "[core]\n\tfsmonitor = touch /tmp/pwned\n");
     mkdirSync(home, { recursive: true });
     client = await runnerWithHome("ww-made", root, home);
     const planted = "printf '[core]\\n\\tfsmonitor = touch /tmp/pwned\\n\\tpager = touch /tmp/pwned\\n'";
@@ -163,32 +166,38 @@ describeWithBwrap("workspace-write never writes what a login runs", () => {
       attempts([
         ["bare-config", `${planted} >> old.git/config`],
         ["init", `git init -q . && ${planted} >> .git/config`],
-        // Past the depth the start's search reaches (GIT_SEARCH): the look at the end reads the whole project.
-        ["deep", "mkdir -p a/b/c/d/e/f/g && git init -q a/b/c/d/e/f/g"],
+        ["deep", "git init -q a/b/c/d/e/f/g"],
         ["bare", `mkdir -p evil/objects evil/refs && echo 'ref: refs/heads/main' > evil/HEAD && ${planted} > evil/config`],
+        // Old directory, old files: their birth times say nothing about who made the repository.
+        [
+          "reused",
+          "mkdir -p reused && mv old-dir reused/.git && mv old-head reused/.git/HEAD && mv old-config reused/.git/config && mkdir reused/.git/objects reused/.git/refs",
+        ],
+        // HEAD a link, objects elsewhere through commondir: git takes it for a repository all the same.
+        ["linked", "mkdir -p linked/refs && ln -s refs/heads/main linked/HEAD && echo ../evil > linked/commondir"],
+        ["gitfile", "mkdir -p pointer && echo 'gitdir: ../evil' > pointer/.git"],
       ]),
     );
-    expect(done.out).toBe("bare-config=refused\ninit=written\ndeep=written\nbare=written\n");
+    expect(done.out).toBe("bare-config=refused\ninit=written\ndeep=written\nbare=written\nreused=written\nlinked=written\ngitfile=written\n");
     expect(readFileSync(join(root, "old.git", "config"), "utf8")).toBe("[core]\n\tbare = true\n");
-    expect(existsSync(join(root, ".git"))).toBe(false);
-    expect(readFileSync(join(root, ".git.spool-untrusted", "config"), "utf8")).toContain("fsmonitor = touch /tmp/pwned");
-    expect(existsSync(join(root, "a/b/c/d/e/f/g/.git"))).toBe(false);
-    expect(existsSync(join(root, "a/b/c/d/e/f/g/.git.spool-untrusted"))).toBe(true);
-    expect(existsSync(join(root, "evil", "HEAD"))).toBe(false);
-    expect(readFileSync(join(root, "evil", "HEAD.spool-untrusted"), "utf8")).toBe("ref: refs/heads/main\n");
-    // git no longer takes any of them for a repository; the bare one that was there still is one.
+    expect(readFileSync(join(root, ".git", "config"), "utf8")).toContain("fsmonitor = touch /tmp/pwned");
+    // git no longer takes any of them for a repository; the two that were there still are.
     const gitDir = (dir: string) =>
       spawnSync("git", ["-C", dir, "rev-parse", "--git-dir"], { env: { ...process.env, GIT_CEILING_DIRECTORIES: base }, encoding: "utf8" });
-    for (const dir of [root, join(root, "evil"), join(root, "a/b/c/d/e/f/g")]) expect(gitDir(dir).status, dir).not.toBe(0);
+    for (const dir of [".", "a/b/c/d/e/f/g", "evil", "reused", "reused/.git", "linked", "pointer", ".git"])
+      expect(gitDir(join(root, dir)).status, dir).not.toBe(0);
     expect(gitDir(join(root, "old.git")).stdout.trim()).toBe(".");
-    for (const [made, entry, renamed] of [
-      [".git", ".git", ".git.spool-untrusted"],
-      ["a/b/c/d/e/f/g/.git", "a/b/c/d/e/f/g/.git", ".git.spool-untrusted"],
-      ["evil", "evil/HEAD", "HEAD.spool-untrusted"],
-    ])
-      expect(done.err).toContain(
-        `spool: the git repository ${made} was made while this command ran; git runs what a repository's config and hooks name wherever the person runs git there, so ${entry} was renamed ${renamed}`,
-      );
+    expect(gitDir(join(root, "vendor/lib")).stdout.trim()).toBe(".git");
+    const said = (path: string, what: string, entry: string, renamed: string) =>
+      `spool: ${path} is a ${what} this command could write; git runs what a repository's config and hooks name wherever the person runs git there, so ${entry} was renamed ${renamed}`;
+    for (const dir of [".git", "a/b/c/d/e/f/g/.git", "evil", "reused/.git", "linked"]) {
+      expect(lstatSync(join(root, dir, "HEAD.spool-untrusted"), { throwIfNoEntry: false }), dir).toBeDefined();
+      expect(done.err).toContain(said(dir, "git directory", `${dir}/HEAD`, "HEAD.spool-untrusted"));
+    }
+    expect(readFileSync(join(root, "pointer", ".git.spool-untrusted"), "utf8")).toBe("gitdir: ../evil\n");
+    expect(done.err).toContain(said("pointer/.git", ".git file", "pointer/.git", ".git.spool-untrusted"));
+    expect(done.err).not.toContain("old.git");
+    expect(done.err).not.toContain("vendor");
     client.close();
   });
 });

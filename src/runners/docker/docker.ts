@@ -227,12 +227,14 @@ export class DockerBackend implements Backend {
       const target = this.options.mountAt ?? spec.project.root;
       // On this machine's engine, a sandboxed root is checked and protected as the local runner's (sandbox/workspace.ts projectMounts).
       const here = sandbox && !this.options.engine;
-      const mounts = here
+      const planned = here
         ? projectMounts(real, target, sandbox.mode, runnerHomes(home), loginHomes(this.options.passwd))
-        : [{ source: real, target, readOnly }];
-      if (typeof mounts === "string") throw new StartError(`Cannot start the command: ${mounts}`);
-      // The repositories a workspace-write command makes, looked for here once it has ended (new-repos.ts).
-      if (here && sandbox.mode === "workspace-write") repos = { workspace: real, since: Date.now(), kept: mounts.slice(1).map((m) => m.source) };
+        : { mounts: [{ source: real, target, readOnly }], complete: true };
+      if (typeof planned === "string") throw new StartError(`Cannot start the command: ${planned}`);
+      const mounts = planned.mounts;
+      // The repositories a workspace-write command could write, looked for here once it has ended (new-repos.ts).
+      if (here && sandbox.mode === "workspace-write")
+        repos = { workspace: real, since: Date.now(), kept: mounts.slice(1).map((m) => m.source), complete: planned.complete };
       project = { mounts, workdir: spec.project.cwd ? posix.join(target, spec.project.cwd) : target };
     }
     const mounts = [...(project ? project.mounts : []), ...view];

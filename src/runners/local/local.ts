@@ -322,11 +322,11 @@ export class LocalBackend implements Backend {
     if (!root.length) throw new StartError(`Cannot start the command: the project root ${workspace} is not there`);
     const [readOnly, writable] = [present(checked.readOnly), present(checked.writable)];
     // A login's files and git's directories, where the project has them: read-only inside a writable workspace.
-    const inside = sandbox.mode === "workspace-write" ? protectedIn(workspace) : [];
+    const inside = sandbox.mode === "workspace-write" ? protectedIn(workspace) : { paths: [], complete: true };
     if (typeof inside === "string") throw new StartError(`Cannot start the command: ${inside}`);
-    const protect = present(inside);
-    // The repositories it makes, looked for once it has ended (new-repos.ts).
-    const repos = sandbox.mode === "workspace-write" ? { workspace, since: Date.now(), kept: inside } : null;
+    const protect = present(inside.paths);
+    // The repositories it could write, looked for once it has ended (new-repos.ts).
+    const repos = sandbox.mode === "workspace-write" ? { workspace, since: Date.now(), kept: inside.paths, complete: inside.complete } : null;
     const view = { ...checked, readOnly: readOnly.map((p) => p.path), writable: writable.map((p) => p.path) };
     // bwrap is started by its absolute path with the base environment only; the command's environment is set inside.
     // A workspace-write command with the network gets a namespace of its own where slirp4netns is there (runners/sandbox/network.ts).

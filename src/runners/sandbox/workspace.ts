@@ -35,76 +35,94 @@ export const LOGIN_FILES = [
  * `git status` included, and none of it shows in a diff; a `commondir` or `gitdir` file can point it at a directory the
  * command made. So every `.git` is read-only as a whole (a command that commits runs in full): the root's, and those
  * below it (`GIT_SEARCH`: a submodule's, whose `.git` file git follows from the root's `git status`, a checkout inside
- * the project), and a bare repository's directory. One the command makes, where there was none, is renamed once it
- * has ended, so git no longer finds it (runners/new-repos.ts).
+ * the project), and every other git directory (a bare repository's, a worktree's). Any other the command makes or
+ * leaves, where there was none, is made unknown to git once it has ended (runners/new-repos.ts).
  */
 export const WORKSPACE_PROTECTED = [...LOGIN_FILES, ".git"] as const;
 
 /**
- * How far below the project root `.git` is looked for (as `find -maxdepth`), in how many directories and among how many
- * entries at most (a command's start waits for it: 17-19 ms for this checkout's 416 directories, 327 ms for /usr's 1,714
- * directories and 36,805 entries, quiet); `node_modules` is not searched.
+ * How much of the project the search for git's directories reads at most (`node_modules` is not searched, nor what it
+ * finds): a command's start waits for it, and for the look at its end (runners/new-repos.ts), which reads as much.
+ * Quiet, this checkout (~2,200 entries outside node_modules) takes 5-15 ms at the start and ~20 ms at the end; /usr,
+ * stopped at 100,000 of its 148,000 entries, 215-315 ms and ~600 ms. Past it, the search says it is not complete.
  */
-export const GIT_SEARCH = { depth: 5, directories: 2048, entries: 20_000 } as const;
+export const GIT_SEARCH = { entries: 100_000 } as const;
 
 /**
  * The paths of `workspace` (a real path) to bind read-only now: the `WORKSPACE_PROTECTED` ones it has (each where it
- * leads when that is inside the workspace), every `.git` found below it, and what a `.git` file points to inside it.
- * A message when one cannot be protected: a `.git` that is a symbolic link (the link itself would stay writable).
+ * leads when that is inside the workspace), every git directory found in it (`gitDirectories`), and what a `.git`
+ * file points to inside it; `complete`: the search read all of the project. A message when one cannot be protected:
+ * a `.git` that is a symbolic link (the link itself would stay writable).
  */
-export function protectedIn(workspace: string): string[] | string {
+export function protectedIn(workspace: string): { paths: string[]; complete: boolean } | string {
   const paths = WORKSPACE_PROTECTED.flatMap((name) => (existsSync(join(workspace, name)) ? [realOrPlanned(join(workspace, name))] : []));
-  const found = gitEntries(workspace);
+  const found = gitDirectories(workspace);
   if (typeof found === "string") return found;
-  paths.push(...found);
+  paths.push(...found.paths);
   const inside = [...new Set(paths.filter((path) => within(path, workspace)))];
   // A path inside another one bound read-only is read-only already (and Docker refuses a mount point given twice).
-  return inside.filter((path) => !inside.some((other) => other !== path && within(path, other)));
+  return { paths: inside.filter((path) => !inside.some((other) => other !== path && within(path, other))), complete: found.complete };
 }
+
+/** How many git directories and `.git`s the SSH runner's remote search gives at most: past it, it is not complete. */
+export const REMOTE_GIT_LINES = 2048;
+
+/**
+ * The search as the SSH runner's remote shell runs it in "$W": each git directory (a HEAD, a file or a link, beside
+ * objects, refs or a commondir) and each `.git` below the root, one a line, `node_modules` aside.
+ */
+export const REMOTE_GIT_SEARCH = `find "$W" -mindepth 1 -name node_modules -prune -o -name .git -print -prune -o \\( -type f -o -type l \\) -name HEAD -print 2>/dev/null | while IFS= read -r g; do case "$g" in */HEAD) g=\${g%/HEAD}; [ "$g" != "$W" ] || continue; [ -e "$g/objects" ] || [ -e "$g/refs" ] || [ -e "$g/commondir" ] || [ -L "$g/objects" ] || [ -L "$g/refs" ] || continue ;; esac; printf '%s\\n' "$g"; done | head -n ${REMOTE_GIT_LINES}`;
 
 /** Why a workspace-write command is refused when a `.git` of its project is a symbolic link (no double quote: the SSH script prints it). */
 export const gitLinkMessage = (path: string) =>
   `${path} is a symbolic link: git would follow it outside the sandbox, and the link itself cannot be made read-only; make it the directory (or the gitdir: file) itself`;
 
-/** Every `.git` below `workspace` (GIT_SEARCH), with the directory a `.git` file names; a message for one that is a link. */
-function gitEntries(workspace: string): string[] | string {
+/**
+ * Whether a directory with these entries is a git directory to git (its is_git_directory): a HEAD (a file, or a link
+ * to a ref) beside objects, refs or a commondir naming them elsewhere. A `.git` directory, a bare repository, a
+ * worktree's or a submodule's git directory alike.
+ */
+export const isGitDirectory = (entries: readonly Dirent[]): boolean =>
+  entries.some((e) => e.name === "HEAD" && (e.isFile() || e.isSymbolicLink())) && entries.some((e) => GIT_PARTS.has(e.name));
+
+const GIT_PARTS = new Set(["objects", "refs", "commondir"]);
+
+/**
+ * Every git directory in `workspace` and every `.git` (with the directory a `.git` file names), not below one another
+ * (GIT_SEARCH; `node_modules` aside); a message for a `.git` that is a link. The root itself, when it is a git
+ * directory, gives its config and hooks.
+ */
+function gitDirectories(workspace: string): { paths: string[]; complete: boolean } | string {
   const found: string[] = [];
-  let level = [workspace];
-  let seen = 0;
   let read = 0;
-  for (let depth = 1; depth <= GIT_SEARCH.depth && level.length > 0; depth++) {
-    const next: string[] = [];
-    for (const dir of level) {
-      if (++seen > GIT_SEARCH.directories || read > GIT_SEARCH.entries) return found;
-      let entries: Dirent[];
-      try {
-        entries = readdirSync(dir, { withFileTypes: true });
-      } catch {
+  const queue = [workspace];
+  for (let dir = queue.shift(); dir !== undefined; dir = queue.shift()) {
+    let entries: Dirent[];
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      continue;
+    }
+    read += entries.length;
+    if (read > GIT_SEARCH.entries) return { paths: found, complete: false };
+    if (isGitDirectory(entries)) {
+      if (dir !== workspace) {
+        found.push(dir);
         continue;
       }
-      read += entries.length;
-      // A bare repository (HEAD, objects/, refs/): git takes the directory itself for one (the root: its config and hooks).
-      if (isBareRepository(entries))
-        found.push(...(dir === workspace ? entries.filter((e) => e.name === "config" || e.name === "hooks").map((e) => join(dir, e.name)) : [dir]));
-      for (const entry of entries) {
-        const path = join(dir, entry.name);
-        if (entry.name === ".git") {
-          if (entry.isSymbolicLink()) return gitLinkMessage(path);
-          found.push(path);
-          if (entry.isFile()) found.push(...gitdirOf(path));
-        } else if (entry.isDirectory() && entry.name !== "node_modules") next.push(path);
-      }
+      found.push(...entries.filter((e) => e.name === "config" || e.name === "hooks").map((e) => join(dir, e.name)));
     }
-    level = next;
+    for (const entry of entries) {
+      const path = join(dir, entry.name);
+      if (entry.name === ".git") {
+        if (entry.isSymbolicLink()) return gitLinkMessage(path);
+        found.push(path);
+        if (entry.isFile()) found.push(...gitdirOf(path));
+      } else if (entry.isDirectory() && entry.name !== "node_modules") queue.push(path);
+    }
   }
-  return found;
+  return { paths: found, complete: true };
 }
-
-/** Whether a directory with these entries is a bare repository to git: HEAD, objects/ and refs/ in it. */
-export const isBareRepository = (entries: readonly Dirent[]): boolean =>
-  entries.some((e) => e.name === "HEAD" && e.isFile()) &&
-  entries.some((e) => e.name === "objects" && e.isDirectory()) &&
-  entries.some((e) => e.name === "refs" && e.isDirectory());
 
 /** The directory a `.git` file ("gitdir: …") points to, resolved; none when it says nothing readable. */
 function gitdirOf(file: string): string[] {
@@ -175,14 +193,14 @@ export function projectMounts(
   mode: "read-only" | "workspace-write",
   homes: readonly string[],
   userHomes: readonly string[],
-): { source: string; target: string; readOnly: boolean }[] | string {
+): { mounts: { source: string; target: string; readOnly: boolean }[]; complete: boolean } | string {
   const refused = homeRootProblem(real, mode, homes, userHomes);
   if (refused) return refused;
   const readOnly = mode === "read-only";
-  const inside = readOnly ? [] : protectedIn(real);
+  const inside = readOnly ? { paths: [], complete: true } : protectedIn(real);
   if (typeof inside === "string") return inside;
-  const kept = inside.map((path) => ({ source: path, target: posix.join(target, relative(real, path)), readOnly: true }));
-  return [{ source: real, target, readOnly }, ...kept];
+  const kept = inside.paths.map((path) => ({ source: path, target: posix.join(target, relative(real, path)), readOnly: true }));
+  return { mounts: [{ source: real, target, readOnly }, ...kept], complete: inside.complete };
 }
 
 /**

@@ -1,53 +1,71 @@
 import { UNTRUSTED_SUFFIX } from "../new-repos.js";
-import { GIT_SEARCH } from "../sandbox/workspace.js";
+import { REMOTE_GIT_LINES, REMOTE_GIT_SEARCH } from "../sandbox/workspace.js";
 import { shellQuote } from "../streams.js";
 
 /*
- * The SSH runner's look for the git repositories a workspace-write command made (runners/new-repos.ts), in two shells
- * of the remote host beside the command's: one before it starts (the host's clock, and the repositories the sandbox
- * binds read-only, found as streams.ts's script finds them), one after its channel closed (its sandbox gone with it),
- * which renames what was made since and prints a line for each.
+ * The SSH runner's look for the git repositories a workspace-write command could write (runners/new-repos.ts), in two
+ * shells of the remote host beside the command's: one before it starts (the host's clock, and the git directories the
+ * sandbox binds read-only, found by the same search as streams.ts's script), one after its channel closed (its
+ * sandbox gone with it), which makes every other git directory and `.git` file unknown to git and prints a line for each.
  */
 
 /** The real path of `workspace` on the host in "$W", or an end with nothing said. */
 const realWorkspace = (workspace: string) => `W=$(cd -P -- ${shellQuote(workspace)} 2>/dev/null && pwd) || exit 0`;
 
-/** Prints the host's time (seconds) on the first line, then each repository the sandbox will bind read-only. */
+/** Prints the host's time (seconds) on the first line, then each git directory and `.git` the sandbox binds read-only. */
 export function repositoriesBefore(workspace: string): string {
-  return [
-    realWorkspace(workspace),
-    "date +%s",
-    `find "$W" -mindepth 1 -maxdepth ${GIT_SEARCH.depth} -name node_modules -prune -o -name .git -print -prune -o -type f -name HEAD -print 2>/dev/null | head -n ${GIT_SEARCH.directories} | while IFS= read -r g; do case "$g" in */HEAD) g=\${g%/HEAD}; [ -d "$g/objects" ] && [ -d "$g/refs" ] || continue ;; esac; printf '%s\\n' "$g"; done`,
-  ].join("; ");
+  return [realWorkspace(workspace), "date +%s", REMOTE_GIT_SEARCH].join("; ");
 }
 
-/** What `repositoriesBefore` printed: the host's time then, in ms, and the repositories kept; null when it said nothing. */
-export function parseBefore(output: string): { since: number; kept: string[] } | null {
+/** What `repositoriesBefore` printed: the host's time then (ms), what was kept, whether that is all; null when it said nothing. */
+export function parseBefore(output: string): { since: number; kept: string[]; complete: boolean } | null {
   const [first = "", ...rest] = output.split("\n");
   const seconds = Number(first);
   if (!/^\d+$/.test(first) || !Number.isSafeInteger(seconds)) return null;
-  return { since: seconds * 1000, kept: rest.filter(Boolean) };
+  const kept = rest.filter(Boolean);
+  return { since: seconds * 1000, kept, complete: kept.length < REMOTE_GIT_LINES };
 }
 
+/** Each path `find` gives it ("$@": names with any character), judged and renamed as new-repos.ts does, a line said for each. */
+const JUDGE = [
+  // Inside what was read-only to the command (K, a path a line; a path holding a newline is never one of them).
+  `kept() { case "$1" in *"$N"*) return 1 ;; esac; o=$IFS; IFS=$N; set -f; for k in $K; do case "$1/" in "$k"/*) IFS=$o; set +f; return 0 ;; esac; done; IFS=$o; set +f; return 1; }`,
+  `for g; do case "$g" in "$W"/*) ;; *) continue ;; esac`,
+  `case "$g" in */.git) r=$g; what=".git file" ;; */HEAD) r=\${g%/HEAD}; [ "$r" != "$W" ] || continue; [ -e "$r/objects" ] || [ -e "$r/refs" ] || [ -e "$r/commondir" ] || [ -L "$r/objects" ] || [ -L "$r/refs" ] || continue; what="git directory" ;; *) continue ;; esac`,
+  `if kept "$r"; then continue; fi`,
+  // Past the search's reach at the start, only what was made since (birth time, else the last status change).
+  `if [ "$C" != 1 ]; then b=$("$S" -c %W -- "$g" 2>/dev/null); case "$b" in ''|0|*[!0-9]*) b=$("$S" -c %Z -- "$g" 2>/dev/null) ;; esac; [ "\${b:-0}" -ge "$T" ] 2>/dev/null || continue; fi`,
+  `n="$g${UNTRUSTED_SUFFIX}"; i=2; while [ -e "$n" ] || [ -L "$n" ]; do n="$g${UNTRUSTED_SUFFIX}-$i"; i=$((i + 1)); done`,
+  `s=\${r#"$W"/}; x=\${g#"$W"/}`,
+  `if mv -- "$g" "$n" 2>/dev/null; then printf '%s\\n' "spool: $s is a $what this command could write; git runs what a repository's config and hooks name wherever the person runs git there, so $x was renamed \${n##*/}: read its config and hooks (with cat, not in a shell whose prompt runs git) before you rename it back"`,
+  `else printf '%s\\n' "spool: $s is a $what this command could write, and it could not be renamed: read its config and hooks before you run git there"; fi`,
+  "done",
+].join("; ");
+
 /**
- * Renames every `.git` and bare repository under the workspace (`node_modules` aside) that is not in `kept` and whose
- * parts came to be (stat's birth time, else its status change) since `since`, and prints a line for each.
+ * Makes every git directory (its HEAD renamed) and `.git` file (renamed) under the workspace that was not read-only to
+ * the command unknown to git, and prints a line for each; where the search at the start was not complete, only those
+ * made since it (`node_modules` aside).
  */
-export function repositoriesAfter(workspace: string, before: { since: number; kept: readonly string[] }): string {
-  const kept = before.kept.map((path) => `|${path}|`).join("");
-  // The host's clock counts seconds here: the second before the start counts as since.
+export function repositoriesAfter(workspace: string, before: { since: number; kept: readonly string[]; complete: boolean }): string {
+  // The host's clock counts seconds: the second before the start counts as since.
   const since = Math.floor(before.since / 1000) - 1;
-  const loop = [
-    `find "$W" -name node_modules -prune -o -name .git -print -prune -o -type f -name HEAD -print 2>/dev/null | while IFS= read -r g; do`,
-    `case "$g" in */.git) r=$g; set -- "$g" "$g/config" "$g/HEAD" "$g/commondir" ;; */HEAD) r=\${g%/HEAD}; [ "$r" != "$W" ] && [ -d "$r/objects" ] && [ -d "$r/refs" ] || continue; set -- "$g" "$r/config" "$r/objects" "$r/refs" ;; *) continue ;; esac;`,
-    `case "$K" in *"|$r|"*) continue ;; esac;`,
-    `m=0; for f in "$@"; do b=$("$S" -c %W -- "$f" 2>/dev/null); case "$b" in ''|0|*[!0-9]*) b=$("$S" -c %Z -- "$f" 2>/dev/null) || continue ;; esac; [ "$b" -le "$m" ] || m=$b; done;`,
-    `[ "$m" -ge ${since} ] || continue;`,
-    `n="$g${UNTRUSTED_SUFFIX}"; i=2; while [ -e "$n" ] || [ -L "$n" ]; do n="$g${UNTRUSTED_SUFFIX}-$i"; i=$((i + 1)); done;`,
-    `s=\${r#"$W"/}; x=\${g#"$W"/};`,
-    `if mv -- "$g" "$n" 2>/dev/null; then printf '%s\\n' "spool: the git repository $s was made while this command ran; git runs what a repository's config and hooks name wherever the person runs git there, so $x was renamed \${n##*/}: rename it back once you have looked at its config and hooks (or if you made it yourself)";`,
-    `else printf '%s\\n' "spool: the git repository $s was made while this command ran, and it could not be renamed: look at its config and hooks before you run git there"; fi;`,
-    "done",
-  ].join(" ");
-  return [realWorkspace(workspace), `K=${shellQuote(kept)}`, "S=$(command -v stat) || exit 0", loop].join("; ");
+  // A git directory's objects hold no HEAD: not read (a clone's are thousands of files).
+  const find = `find "$W" -mindepth 1 -name node_modules -prune -o -name objects -path "*/.git/objects" -prune -o -name .git ! -type d -exec sh -c "$J" sh {} + -o \\( -type f -o -type l \\) -name HEAD -exec sh -c "$J" sh {} + 2>/dev/null`;
+  return [
+    realWorkspace(workspace),
+    `N=$(printf '\\n_'); N=\${N%_}`,
+    `K=${shellQuote(before.kept.join("\n"))}`,
+    `C=${before.complete ? 1 : 0}`,
+    `T=${since}`,
+    "S=$(command -v stat) || S=stat",
+    `J=${shellQuote(JUDGE)}`,
+    "export W N K C T S",
+    find,
+    before.complete
+      ? ""
+      : `printf '%s\\n' "spool: the project holds more than ${REMOTE_GIT_LINES} git directories, so the repositories made past them were found by their birth time alone: look for any before you run git in the project"`,
+  ]
+    .filter(Boolean)
+    .join("; ");
 }
