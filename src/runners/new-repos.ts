@@ -28,9 +28,37 @@ interface Look {
   complete: boolean;
 }
 
-/** Every git directory and `.git` file in `workspace` outside `kept` (GIT_SEARCH; `node_modules` aside). */
-async function look(workspace: string, kept: readonly string[]): Promise<Look> {
+/** A path read-only to the command, with what it was at the start (device and inode): a path is kept only while it still is that. */
+export interface Kept {
+  path: string;
+  id: string;
+}
+
+/** What `path` is (its device and inode, not following a link); null when it is not there. */
+function identity(path: string): string | null {
+  try {
+    const stats = lstatSync(path, { bigint: true });
+    return `${stats.dev}:${stats.ino}`;
+  } catch {
+    return null;
+  }
+}
+
+/** `paths` as they are now (those not there left out): what the look holds them to once the command has ended. */
+export const keptAsNow = (paths: readonly string[]): Kept[] =>
+  paths.flatMap((path) => {
+    const id = identity(path);
+    return id === null ? [] : [{ path, id }];
+  });
+
+/**
+ * Every git directory and `.git` file in `workspace` outside what was kept (`node_modules` aside): a kept path counts
+ * only while it is what it was (a command may move a read-only mount away with its parent and put a repository in its
+ * place). Read in full (the command chose the project's size) unless `bounded` (GIT_SEARCH).
+ */
+async function look(workspace: string, kept: readonly Kept[], bounded: boolean): Promise<Look> {
   const result: Look = { found: [], unreadable: [], complete: true };
+  const still = kept.filter((k) => identity(k.path) === k.id).map((k) => k.path);
   let read = 0;
   const queue = [workspace];
   for (let dir = queue.shift(); dir !== undefined; dir = queue.shift()) {
@@ -42,12 +70,13 @@ async function look(workspace: string, kept: readonly string[]): Promise<Look> {
       continue;
     }
     read += entries.length;
-    if (read > GIT_SEARCH.entries) return { ...result, complete: false };
-    if (dir !== workspace && isGitDirectory(entries)) result.found.push({ path: dir, kind: "directory" });
+    if (bounded && read > GIT_SEARCH.entries) return { ...result, complete: false };
+    // The root too: one that was a git directory at the start refused the command (sandbox/workspace.ts).
+    if (isGitDirectory(entries)) result.found.push({ path: dir, kind: "directory" });
     for (const entry of entries) {
       const path = join(dir, entry.name);
-      // What was read-only to the command is as it was (a link there could not be made either).
-      if (kept.some((k) => within(path, k))) continue;
+      // What was read-only to the command is as it was.
+      if (still.some((k) => within(path, k))) continue;
       if (entry.name === ".git" && !entry.isDirectory()) result.found.push({ path, kind: "file" });
       else if (entry.isDirectory() && entry.name !== "node_modules") queue.push(path);
     }
@@ -55,11 +84,11 @@ async function look(workspace: string, kept: readonly string[]): Promise<Look> {
   return result;
 }
 
-/** When `path` came to be: its birth time where the filesystem keeps one, else its last status change; 0 when it is not there. */
-function bornAt(path: string): number {
+/** When `path` last came to be or was moved: the later of its birth time and its last status change (a rename changes it); 0 when it is not there. */
+function changedAt(path: string): number {
   try {
     const stats = lstatSync(path);
-    return stats.birthtimeMs > 0 ? stats.birthtimeMs : stats.ctimeMs;
+    return Math.max(stats.birthtimeMs, stats.ctimeMs);
   } catch {
     return 0;
   }
@@ -90,13 +119,15 @@ function renameAside(path: string): string {
  */
 export async function untrustNewRepositories(repos: NewRepos): Promise<string | null> {
   const { workspace, since, kept, complete } = repos;
-  const found = await look(workspace, kept);
+  const found = await look(workspace, kept, !complete);
   const lines: string[] = [];
   const shown = (path: string) => relative(workspace, path) || ".";
   for (const { path, kind } of found.found) {
     const entry = kind === "directory" ? join(path, "HEAD") : path;
-    // Timestamps come from a coarse clock: a little before the start counts as since.
-    if (!complete && bornAt(entry) < since - 50) continue;
+    // Past the start's search: only what came to be or was moved since (timestamps come from a coarse clock: a little
+    // before the start counts as since). A command can set neither time back.
+    const parts = kind === "directory" ? [entry, join(path, "config"), join(path, "commondir")] : [entry];
+    if (!complete && Math.max(...parts.map(changedAt)) < since - 50) continue;
     try {
       const to = renameAside(entry);
       lines.push(
@@ -110,7 +141,7 @@ export async function untrustNewRepositories(repos: NewRepos): Promise<string | 
   }
   for (const dir of found.unreadable)
     lines.push(
-      `spool: ${shown(dir)} could not be read after this command ran: look there for a git repository it made (with ls and cat) before you run git in it\n`,
+      `spool: ${shown(dir)} could not be read after this command ran, so a git repository made there would still be known to git: do not run git in it before you have looked (ls -la, cat)\n`,
     );
   if (!found.complete || !complete)
     lines.push(
@@ -123,7 +154,8 @@ export async function untrustNewRepositories(repos: NewRepos): Promise<string | 
 export interface NewRepos {
   workspace: string;
   since: number;
-  kept: readonly string[];
+  /** What was read-only to it, as it was at its start (`keptAsNow`). */
+  kept: readonly Kept[];
   complete: boolean;
 }
 

@@ -11,6 +11,8 @@ import {
   homeWorkspaceMessage,
   LOGIN_FILES,
   REMOTE_GIT_SEARCH,
+  REMOTE_IS_GIT_DIR,
+  rootGitMessage,
   rootMovedMessage,
   WORKSPACE_PROTECTED,
 } from "./sandbox/workspace.js";
@@ -355,7 +357,8 @@ function sandboxMounts(sandbox: RemoteSandbox, readOnly: boolean, { seen, writte
   if (!readOnly) {
     const files = WORKSPACE_PROTECTED.map((name) => shellQuote(name)).join(" ");
     parts.push(`for p in ${files}; do if [ -e "$W/$p" ] && [ ! -L "$W/$p" ]; then set -- "$@" --ro-bind "$W/$p" "$W/$p"; fi; done`);
-    // Every git directory and .git below the root as well (one a line; a link is refused), as the local runner finds them.
+    // A root that is a git directory is refused; every git directory and .git below it is bound (one a line; a link is refused).
+    parts.push(`${REMOTE_IS_GIT_DIR}; if isgit "$W"; then ${refuse(rootGitMessage("$W"))}; fi`);
     parts.push(
       `set -f; o=$IFS; IFS=$(printf '\\n_'); IFS=\${IFS%_}; for g in $(${REMOTE_GIT_SEARCH}); do case "$g" in "$W"/*) if [ -L "$g" ]; then ${refuse(gitLinkMessage("$g"))}; fi; set -- "$@" --ro-bind "$g" "$g" ;; esac; done; IFS=$o; set +f`,
     );

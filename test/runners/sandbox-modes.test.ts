@@ -326,21 +326,23 @@ describeWithBwrap("workspace-write over SSH", () =>
     });
 
     it("a git directory made there (git init, a bare one by hand) is unknown to git once the sandbox has ended, and its stderr says so; one already there is read-only", async () => {
-      for (const dir of ["old.git", "old.git/objects", "old.git/refs"]) mkdirSync(join(root, dir), { recursive: true });
-      writeFileSync(join(root, "old.git", "HEAD"), "ref: refs/heads/main\n");
+      const made = ["old.git", "old.git/objects", "old.git/refs", "nest", "nest/inner", "nest/inner/.git", "nest/inner/.git/refs"];
+      for (const dir of made) mkdirSync(join(root, dir), { recursive: true });
+      for (const dir of ["old.git", "nest/inner/.git"]) writeFileSync(join(root, dir, "HEAD"), "ref: refs/heads/main\n");
       writeFileSync(join(root, "old.git", "config"), "[core]\n");
-      for (const path of ["old.git", "old.git/objects", "old.git/refs", "old.git/HEAD", "old.git/config"])
-        chownSync(join(root, path), Number(uid), Number(gid));
+      for (const path of [...made, "old.git/HEAD", "old.git/config", "nest/inner/.git/HEAD"]) chownSync(join(root, path), Number(uid), Number(gid));
       const tries: [string, string][] = [
         ["bare-config", "echo x >> old.git/config"],
         ["init", "git init -q 'new repo'"],
         ["bare", "mkdir -p evil/objects evil/refs && echo 'ref: refs/heads/main' > evil/HEAD"],
         ["gitfile", "mkdir -p pointer && echo 'gitdir: ../evil' > pointer/.git"],
+        // A read-only mount moved away with its parent, and a repository made in its place.
+        ["moved", "mv nest nest.moved && mkdir -p nest/inner && git init -q nest/inner"],
       ];
       const done = await runTool(client, "ssh-made", "sh", attempts(tries));
-      expect(done.out).toBe("bare-config=refused\ninit=written\nbare=written\ngitfile=written\n");
+      expect(done.out).toBe("bare-config=refused\ninit=written\nbare=written\ngitfile=written\nmoved=written\n");
       expect(readFileSync(join(root, "old.git", "config"), "utf8")).toBe("[core]\n");
-      for (const dir of ["new repo/.git", "evil"]) {
+      for (const dir of ["new repo/.git", "evil", "nest/inner/.git", "nest.moved/inner/.git"]) {
         expect(existsSync(join(root, dir, "HEAD")), dir).toBe(false);
         expect(existsSync(join(root, dir, "HEAD.spool-untrusted")), dir).toBe(true);
         expect(done.err).toContain(

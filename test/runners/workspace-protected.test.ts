@@ -144,13 +144,37 @@ describeWithBwrap("workspace-write never writes what a login runs", () => {
     expect(JSON.stringify(refused.log)).toContain(`${join(linked, ".git")} is a symbolic link`);
     expect(existsSync(join(linked, "made"))).toBe(false);
     client.close();
+
+    // A root that is itself a git directory (a bare repository): every file of it is git's.
+    const bare = join(base, "bare-root");
+    for (const dir of ["objects", "refs"]) mkdirSync(join(bare, dir), { recursive: true });
+    writeFileSync(join(bare, "HEAD"), "ref: refs/heads/main\n");
+    client = await runnerWithHome("ww-bare-root", bare, home);
+    const bareRefused = await runTool(client, "bare-root", "sh", "echo x > made");
+    expect(bareRefused.stdout.status).toBe(ENTRY.cancelled);
+    expect(JSON.stringify(bareRefused.log)).toContain(`the project root ${bare} is itself a git directory`);
+    expect(existsSync(join(bare, "made"))).toBe(false);
+    client.close();
   });
 
   it("every git directory and .git file the command could write (git init, deep down, by hand, an old directory and old files made one) is unknown to git once it has ended, and its stderr says so; one already there is read-only", async () => {
     const root = join(base, "made-repos");
     const home = join(base, "elsewhere-made");
-    for (const dir of ["old.git/objects", "old.git/refs", "vendor/lib/.git/objects", "vendor/lib/.git/refs", "old-dir", "a/b/c/d/e/f/g"])
+    for (const dir of [
+      "old.git/objects",
+      "old.git/refs",
+      "vendor/lib/.git/objects",
+      "vendor/lib/.git/refs",
+      "nested/.git/refs",
+      "old-dir",
+      "a/b/c/d/e/f/g",
+      "husky/_",
+    ])
       mkdirSync(join(root, dir), { recursive: true });
+    writeFileSync(join(root, "nested/.git/HEAD"), "ref: refs/heads/main\n");
+    // husky's hooks directory, named by a config git reads, ignored by git: read-only as the config is.
+    writeFileSync(join(root, "nested/.git/config"), "[core]\n\thooksPath = ../husky/_\n");
+    writeFileSync(join(root, "husky/_/pre-commit"), "#!/bin/sh\n");
     writeFileSync(join(root, "old.git", "HEAD"), "ref: refs/heads/main\n");
     writeFileSync(join(root, "old.git", "config"), "[core]\n\tbare = true\n");
     writeFileSync(join(root, "vendor/lib/.git/HEAD"), "ref: refs/heads/main\n");
@@ -176,9 +200,16 @@ describeWithBwrap("workspace-write never writes what a login runs", () => {
         // HEAD a link, objects elsewhere through commondir: git takes it for a repository all the same.
         ["linked", "mkdir -p linked/refs && ln -s refs/heads/main linked/HEAD && echo ../evil > linked/commondir"],
         ["gitfile", "mkdir -p pointer && echo 'gitdir: ../evil' > pointer/.git"],
+        // A read-only mount moved away with its parent, and a repository made in its place.
+        ["moved", "mv nested nested.moved && mkdir nested && git init -q nested"],
+        ["hooks-path", "echo 'touch /tmp/pwned' >> husky/_/pre-commit"],
+        ["fifo", "mkdir -p fifo/.git/objects && mkfifo fifo/.git/HEAD"],
       ]),
     );
-    expect(done.out).toBe("bare-config=refused\ninit=written\ndeep=written\nbare=written\nreused=written\nlinked=written\ngitfile=written\n");
+    expect(done.out).toBe(
+      "bare-config=refused\ninit=written\ndeep=written\nbare=written\nreused=written\nlinked=written\ngitfile=written\nmoved=written\nhooks-path=refused\nfifo=written\n",
+    );
+    expect(readFileSync(join(root, "husky/_/pre-commit"), "utf8")).toBe("#!/bin/sh\n");
     expect(readFileSync(join(root, "old.git", "config"), "utf8")).toBe("[core]\n\tbare = true\n");
     expect(readFileSync(join(root, ".git", "config"), "utf8")).toContain("fsmonitor = touch /tmp/pwned");
     // git no longer takes any of them for a repository; the two that were there still are.
@@ -190,7 +221,7 @@ describeWithBwrap("workspace-write never writes what a login runs", () => {
     expect(gitDir(join(root, "vendor/lib")).stdout.trim()).toBe(".git");
     const said = (path: string, what: string, entry: string, renamed: string) =>
       `spool: ${path} is a ${what} this command could write; git runs what a repository's config and hooks name wherever the person runs git there, so ${entry} was renamed ${renamed}`;
-    for (const dir of [".git", "a/b/c/d/e/f/g/.git", "evil", "reused/.git", "linked"]) {
+    for (const dir of [".git", "a/b/c/d/e/f/g/.git", "evil", "reused/.git", "linked", "nested/.git", "nested.moved/.git", "fifo/.git"]) {
       expect(lstatSync(join(root, dir, "HEAD.spool-untrusted"), { throwIfNoEntry: false }), dir).toBeDefined();
       expect(done.err).toContain(said(dir, "git directory", `${dir}/HEAD`, "HEAD.spool-untrusted"));
     }

@@ -7,7 +7,7 @@ import { ViewRecord } from "../../home/views.js";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, firstLine, StartError } from "../backend.js";
 import { TTY_TERM } from "../control.js";
 import { localBaseEnvironment } from "../environment.js";
-import { type NewRepos, untrustingNewRepositories } from "../new-repos.js";
+import { keptAsNow, type NewRepos, untrustingNewRepositories } from "../new-repos.js";
 import { OutputPipe } from "../output.js";
 import { type EgressDir, egressDir, egressLauncher, egressVariables } from "../sandbox/egress.js";
 import { type CopiedDir, systemCopies } from "../sandbox/etc-view.js";
@@ -325,12 +325,12 @@ export class LocalBackend implements Backend {
     const inside = sandbox.mode === "workspace-write" ? protectedIn(workspace) : { paths: [], complete: true };
     if (typeof inside === "string") throw new StartError(`Cannot start the command: ${inside}`);
     const protect = present(inside.paths);
-    // The repositories it could write, looked for once it has ended (new-repos.ts).
-    const repos = sandbox.mode === "workspace-write" ? { workspace, since: Date.now(), kept: inside.paths, complete: inside.complete } : null;
+    // The repositories it could write, looked for once it has ended (new-repos.ts); what was bound is kept.
+    const kept = keptAsNow(protect.map((p) => p.path));
+    const repos = sandbox.mode === "workspace-write" ? { workspace, since: Date.now(), kept, complete: inside.complete } : null;
     const view = { ...checked, readOnly: readOnly.map((p) => p.path), writable: writable.map((p) => p.path) };
-    // bwrap is started by its absolute path with the base environment only; the command's environment is set inside.
-    // A workspace-write command with the network gets a namespace of its own where slirp4netns is there (runners/sandbox/network.ts).
-    // Network mode allowlist: a loopback only, and the egress proxy beside the sandbox as its one way out (runners/sandbox/egress.ts).
+    // bwrap by its absolute path with the base environment only (the command's is set inside). With the network, workspace-write gets a namespace
+    // of its own where slirp4netns is there (sandbox/network.ts); mode allowlist: a loopback only, and the egress proxy beside it (sandbox/egress.ts).
     const allowlist = sandbox.mode === "workspace-write" && sandbox.egress ? sandbox.egress : null;
     const ownNetwork = !allowlist && sandbox.mode === "workspace-write" && (sandbox.network ?? true) && Boolean(probed.slirp);
     const egress = allowlist ? egressDir() : null;

@@ -67,50 +67,60 @@ export function protectedIn(workspace: string): { paths: string[]; complete: boo
 /** How many git directories and `.git`s the SSH runner's remote search gives at most: past it, it is not complete. */
 export const REMOTE_GIT_LINES = 2048;
 
+/** `isgit DIR`: whether DIR is a git directory (as isGitDirectory), in the remote shell. */
+export const REMOTE_IS_GIT_DIR = `isgit() { { [ -e "$1/HEAD" ] || [ -L "$1/HEAD" ]; } && [ ! -d "$1/HEAD" ] && { [ -e "$1/objects" ] || [ -e "$1/refs" ] || [ -e "$1/commondir" ] || [ -L "$1/objects" ] || [ -L "$1/refs" ]; }; }`;
+
 /**
- * The search as the SSH runner's remote shell runs it in "$W": each git directory (a HEAD, a file or a link, beside
- * objects, refs or a commondir) and each `.git` below the root, one a line, `node_modules` aside.
+ * The search as the SSH runner's remote shell runs it in "$W": each git directory (a HEAD, not a directory, beside
+ * objects, refs or a commondir) and each `.git` below the root, one a line, `node_modules` aside. Unlike the local
+ * search, it does not follow a config's core.hooksPath or includes.
  */
-export const REMOTE_GIT_SEARCH = `find "$W" -mindepth 1 -name node_modules -prune -o -name .git -print -prune -o \\( -type f -o -type l \\) -name HEAD -print 2>/dev/null | while IFS= read -r g; do case "$g" in */HEAD) g=\${g%/HEAD}; [ "$g" != "$W" ] || continue; [ -e "$g/objects" ] || [ -e "$g/refs" ] || [ -e "$g/commondir" ] || [ -L "$g/objects" ] || [ -L "$g/refs" ] || continue ;; esac; printf '%s\\n' "$g"; done | head -n ${REMOTE_GIT_LINES}`;
+export const REMOTE_GIT_SEARCH = `find "$W" -mindepth 1 -name node_modules -prune -o -name .git -print -prune -o ! -type d -name HEAD -print 2>/dev/null | while IFS= read -r g; do case "$g" in */HEAD) g=\${g%/HEAD}; [ "$g" != "$W" ] || continue; [ -e "$g/objects" ] || [ -e "$g/refs" ] || [ -e "$g/commondir" ] || [ -L "$g/objects" ] || [ -L "$g/refs" ] || continue ;; esac; printf '%s\\n' "$g"; done | head -n ${REMOTE_GIT_LINES}`;
 
 /** Why a workspace-write command is refused when a `.git` of its project is a symbolic link (no double quote: the SSH script prints it). */
 export const gitLinkMessage = (path: string) =>
   `${path} is a symbolic link: git would follow it outside the sandbox, and the link itself cannot be made read-only; make it the directory (or the gitdir: file) itself`;
 
 /**
- * Whether a directory with these entries is a git directory to git (its is_git_directory): a HEAD (a file, or a link
- * to a ref) beside objects, refs or a commondir naming them elsewhere. A `.git` directory, a bare repository, a
+ * Whether a directory with these entries is a git directory to git (its is_git_directory): a HEAD (a file, a link to a
+ * ref; any other kind but a directory, which git would still try to read) beside objects, refs or a commondir naming
+ * them elsewhere. A `.git` directory, a bare repository, a
  * worktree's or a submodule's git directory alike.
  */
 export const isGitDirectory = (entries: readonly Dirent[]): boolean =>
-  entries.some((e) => e.name === "HEAD" && (e.isFile() || e.isSymbolicLink())) && entries.some((e) => GIT_PARTS.has(e.name));
+  entries.some((e) => e.name === "HEAD" && !e.isDirectory()) && entries.some((e) => GIT_PARTS.has(e.name));
 
 const GIT_PARTS = new Set(["objects", "refs", "commondir"]);
 
+/** Why a workspace-write command is refused when its project root is itself a git directory (no double quote: the SSH script prints it). */
+export const rootGitMessage = (root: string) =>
+  `the project root ${root} is itself a git directory (a bare repository): a command could change what git runs there; make its work tree the project root`;
+
 /**
- * Every git directory in `workspace` and every `.git` (with the directory a `.git` file names), not below one another
- * (GIT_SEARCH; `node_modules` aside); a message for a `.git` that is a link. The root itself, when it is a git
- * directory, gives its config and hooks.
+ * Every git directory in `workspace` and every `.git` (with the directory a `.git` file names, and the hooks directory
+ * and included files a git directory's config names inside the project), not below one another (GIT_SEARCH;
+ * `node_modules` aside); a message for a `.git` that is a link, or a root that is a git directory. A directory that
+ * cannot be read makes the search incomplete.
  */
 function gitDirectories(workspace: string): { paths: string[]; complete: boolean } | string {
   const found: string[] = [];
   let read = 0;
+  let complete = true;
   const queue = [workspace];
   for (let dir = queue.shift(); dir !== undefined; dir = queue.shift()) {
     let entries: Dirent[];
     try {
       entries = readdirSync(dir, { withFileTypes: true });
-    } catch {
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") complete = false;
       continue;
     }
     read += entries.length;
     if (read > GIT_SEARCH.entries) return { paths: found, complete: false };
     if (isGitDirectory(entries)) {
-      if (dir !== workspace) {
-        found.push(dir);
-        continue;
-      }
-      found.push(...entries.filter((e) => e.name === "config" || e.name === "hooks").map((e) => join(dir, e.name)));
+      if (dir === workspace) return rootGitMessage(workspace);
+      found.push(dir, ...namedByConfig(dir, dir));
+      continue;
     }
     for (const entry of entries) {
       const path = join(dir, entry.name);
@@ -118,10 +128,42 @@ function gitDirectories(workspace: string): { paths: string[]; complete: boolean
         if (entry.isSymbolicLink()) return gitLinkMessage(path);
         found.push(path);
         if (entry.isFile()) found.push(...gitdirOf(path));
+        else if (entry.isDirectory()) found.push(...namedByConfig(path, dir));
       } else if (entry.isDirectory() && entry.name !== "node_modules") queue.push(path);
     }
   }
-  return { paths: found, complete: true };
+  return { paths: found, complete };
+}
+
+/**
+ * What a git directory's config (and config.worktree) names that git runs or reads as config, as paths: core.hooksPath
+ * (relative to the work tree `worktree`; husky's `.husky/_`, which git ignores and no diff shows) and include.path /
+ * includeIf.*.path (relative to the config). One level: an included file's own includes are not followed.
+ */
+function namedByConfig(gitDir: string, worktree: string): string[] {
+  const paths: string[] = [];
+  for (const file of ["config", "config.worktree"]) {
+    let text: string;
+    try {
+      text = readFileSync(join(gitDir, file), "utf8").slice(0, 256 * 1024);
+    } catch {
+      continue;
+    }
+    let section = "";
+    for (const raw of text.split("\n")) {
+      const line = raw.trim();
+      const header = /^\[\s*([A-Za-z0-9.-]+)/.exec(line);
+      if (header) section = header[1]!.toLowerCase();
+      const value = /^([A-Za-z0-9-]+)\s*=\s*(.*)$/.exec(line.replace(/^\[[^\]]*\]\s*/, ""));
+      if (!value) continue;
+      const key = value[1]!.toLowerCase();
+      const named = value[2]!.replace(/^"(.*)"$/, "$1").trim();
+      if (!named || named.startsWith("~")) continue;
+      if (section === "core" && key === "hookspath") paths.push(realOrPlanned(resolve(worktree, named)));
+      if ((section === "include" || section === "includeif") && key === "path") paths.push(realOrPlanned(resolve(gitDir, named)));
+    }
+  }
+  return paths.filter((path) => existsSync(path));
 }
 
 /** The directory a `.git` file ("gitdir: …") points to, resolved; none when it says nothing readable. */

@@ -14,7 +14,9 @@ const realWorkspace = (workspace: string) => `W=$(cd -P -- ${shellQuote(workspac
 
 /** Prints the host's time (seconds) on the first line, then each git directory and `.git` the sandbox binds read-only. */
 export function repositoriesBefore(workspace: string): string {
-  return [realWorkspace(workspace), "date +%s", REMOTE_GIT_SEARCH].join("; ");
+  // Each with what it is (device:inode) before its path: it is kept only while it still is that.
+  const ids = `while IFS= read -r g; do i=$(stat -c %d:%i -- "$g" 2>/dev/null) && printf '%s %s\\n' "$i" "$g"; done`;
+  return [realWorkspace(workspace), "date +%s", `${REMOTE_GIT_SEARCH} | ${ids}`].join("; ");
 }
 
 /** What `repositoriesBefore` printed: the host's time then (ms), what was kept, whether that is all; null when it said nothing. */
@@ -28,10 +30,11 @@ export function parseBefore(output: string): { since: number; kept: string[]; co
 
 /** Each path `find` gives it ("$@": names with any character), judged and renamed as new-repos.ts does, a line said for each. */
 const JUDGE = [
-  // Inside what was read-only to the command (K, a path a line; a path holding a newline is never one of them).
-  `kept() { case "$1" in *"$N"*) return 1 ;; esac; o=$IFS; IFS=$N; set -f; for k in $K; do case "$1/" in "$k"/*) IFS=$o; set +f; return 0 ;; esac; done; IFS=$o; set +f; return 1; }`,
+  // Inside what was read-only to the command and still what it was (K: "device:inode path" a line; a path holding a
+  // newline is never one of them). The root too: one that was a git directory refused the command.
+  `kept() { case "$1" in *"$N"*) return 1 ;; esac; o=$IFS; IFS=$N; set -f; for l in $K; do k=\${l#* }; case "$1/" in "$k"/*) [ "$("$S" -c %d:%i -- "$k" 2>/dev/null)" = "\${l%% *}" ] && { IFS=$o; set +f; return 0; } ;; esac; done; IFS=$o; set +f; return 1; }`,
   `for g; do case "$g" in "$W"/*) ;; *) continue ;; esac`,
-  `case "$g" in */.git) r=$g; what=".git file" ;; */HEAD) r=\${g%/HEAD}; [ "$r" != "$W" ] || continue; [ -e "$r/objects" ] || [ -e "$r/refs" ] || [ -e "$r/commondir" ] || [ -L "$r/objects" ] || [ -L "$r/refs" ] || continue; what="git directory" ;; *) continue ;; esac`,
+  `case "$g" in */.git) r=$g; what=".git file" ;; */HEAD) r=\${g%/HEAD}; [ -e "$r/objects" ] || [ -e "$r/refs" ] || [ -e "$r/commondir" ] || [ -L "$r/objects" ] || [ -L "$r/refs" ] || continue; what="git directory" ;; *) continue ;; esac`,
   `if kept "$r"; then continue; fi`,
   // Past the search's reach at the start, only what was made since (birth time, else the last status change).
   `if [ "$C" != 1 ]; then b=$("$S" -c %W -- "$g" 2>/dev/null); case "$b" in ''|0|*[!0-9]*) b=$("$S" -c %Z -- "$g" 2>/dev/null) ;; esac; [ "\${b:-0}" -ge "$T" ] 2>/dev/null || continue; fi`,
@@ -51,7 +54,7 @@ export function repositoriesAfter(workspace: string, before: { since: number; ke
   // The host's clock counts seconds: the second before the start counts as since.
   const since = Math.floor(before.since / 1000) - 1;
   // A git directory's objects hold no HEAD: not read (a clone's are thousands of files).
-  const find = `find "$W" -mindepth 1 -name node_modules -prune -o -name objects -path "*/.git/objects" -prune -o -name .git ! -type d -exec sh -c "$J" sh {} + -o \\( -type f -o -type l \\) -name HEAD -exec sh -c "$J" sh {} + 2>/dev/null`;
+  const find = `find "$W" -mindepth 1 -name node_modules -prune -o -name objects -path "*/.git/objects" -prune -o -name .git ! -type d -exec sh -c "$J" sh {} + -o ! -type d -name HEAD -exec sh -c "$J" sh {} + 2>/dev/null`;
   return [
     realWorkspace(workspace),
     `N=$(printf '\\n_'); N=\${N%_}`,
