@@ -228,7 +228,7 @@ export class DockerBackend implements Backend {
       // On this machine's engine, a sandboxed root is checked and protected as the local runner's (sandbox/workspace.ts projectMounts).
       const here = sandbox && !this.options.engine;
       const planned = here
-        ? projectMounts(real, target, sandbox.mode, runnerHomes(home), loginHomes(this.options.passwd))
+        ? await projectMounts(real, target, sandbox.mode, runnerHomes(home), loginHomes(this.options.passwd))
         : { mounts: [{ source: real, target, readOnly }], complete: true };
       if (typeof planned === "string") throw new StartError(`Cannot start the command: ${planned}`);
       const mounts = planned.mounts;

@@ -322,7 +322,7 @@ export class LocalBackend implements Backend {
     if (!root.length) throw new StartError(`Cannot start the command: the project root ${workspace} is not there`);
     const [readOnly, writable] = [present(checked.readOnly), present(checked.writable)];
     // A login's files and git's directories, where the project has them: read-only inside a writable workspace.
-    const inside = sandbox.mode === "workspace-write" ? protectedIn(workspace) : { paths: [], complete: true };
+    const inside = sandbox.mode === "workspace-write" ? await protectedIn(workspace) : { paths: [], complete: true };
     if (typeof inside === "string") throw new StartError(`Cannot start the command: ${inside}`);
     const protect = present(inside.paths);
     // The repositories it could write, looked for once it has ended (new-repos.ts); what was bound is kept.

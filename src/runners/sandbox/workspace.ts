@@ -1,4 +1,5 @@
 import { type Dirent, existsSync, readdirSync, readFileSync } from "node:fs";
+import { readdir } from "node:fs/promises";
 import { dirname, join, posix, relative, resolve } from "node:path";
 import { inSystem, realOrPlanned, within } from "./view.js";
 
@@ -42,11 +43,13 @@ export const WORKSPACE_PROTECTED = [...LOGIN_FILES, ".git"] as const;
 
 /**
  * How much of the project the search for git's directories reads at most (`node_modules` is not searched, nor what it
- * finds): a command's start waits for it, and for the look at its end (runners/new-repos.ts), which reads as much.
- * Quiet, this checkout (~2,200 entries outside node_modules) takes 5-15 ms at the start and ~20 ms at the end; /usr,
- * stopped at 100,000 of its 148,000 entries, 215-315 ms and ~600 ms. Past it, the search says it is not complete.
+ * finds): a command's start waits for it, and for the look at its end (runners/new-repos.ts). At the start the first
+ * `atOnce` entries are read synchronously, the rest a directory at a time (the event loop of a server hosting an
+ * embedded runner is held ~60 ms at most). Quiet, this checkout (~2,200 entries outside node_modules) takes 5-15 ms at
+ * the start and ~20 ms at the end; /usr, stopped at 100,000 of its 148,000 entries, ~600 ms each (all synchronous:
+ * 215-315 ms, all a directory at a time: 26-43 ms for this checkout). Past it, the search says it is not complete.
  */
-export const GIT_SEARCH = { entries: 100_000 } as const;
+export const GIT_SEARCH = { entries: 100_000, atOnce: 20_000 } as const;
 
 /**
  * The paths of `workspace` (a real path) to bind read-only now: the `WORKSPACE_PROTECTED` ones it has (each where it
@@ -54,9 +57,9 @@ export const GIT_SEARCH = { entries: 100_000 } as const;
  * file points to inside it; `complete`: the search read all of the project. A message when one cannot be protected:
  * a `.git` that is a symbolic link (the link itself would stay writable).
  */
-export function protectedIn(workspace: string): { paths: string[]; complete: boolean } | string {
+export async function protectedIn(workspace: string): Promise<{ paths: string[]; complete: boolean } | string> {
   const paths = WORKSPACE_PROTECTED.flatMap((name) => (existsSync(join(workspace, name)) ? [realOrPlanned(join(workspace, name))] : []));
-  const found = gitDirectories(workspace);
+  const found = await gitDirectories(workspace);
   if (typeof found === "string") return found;
   paths.push(...found.paths);
   const inside = [...new Set(paths.filter((path) => within(path, workspace)))];
@@ -102,7 +105,7 @@ export const rootGitMessage = (root: string) =>
  * `node_modules` aside); a message for a `.git` that is a link, or a root that is a git directory. A directory that
  * cannot be read makes the search incomplete.
  */
-function gitDirectories(workspace: string): { paths: string[]; complete: boolean } | string {
+async function gitDirectories(workspace: string): Promise<{ paths: string[]; complete: boolean } | string> {
   const found: string[] = [];
   let read = 0;
   let complete = true;
@@ -110,7 +113,9 @@ function gitDirectories(workspace: string): { paths: string[]; complete: boolean
   for (let dir = queue.shift(); dir !== undefined; dir = queue.shift()) {
     let entries: Dirent[];
     try {
-      entries = readdirSync(dir, { withFileTypes: true });
+      // The first entries at once (quick for most projects); past them a directory at a time, so that a server hosting
+      // an embedded runner goes on meanwhile.
+      entries = read < GIT_SEARCH.atOnce ? readdirSync(dir, { withFileTypes: true }) : await readdir(dir, { withFileTypes: true });
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "ENOENT") complete = false;
       continue;
@@ -229,17 +234,17 @@ export function homeRootProblem(root: string, mode: "read-only" | "workspace-wri
  * refused (a message) when the root is or holds a home (`homeRootProblem`); else the root (read-only for read-only
  * work) and, over a writable one, `WORKSPACE_PROTECTED` read-only at their places, as the local runner binds them.
  */
-export function projectMounts(
+export async function projectMounts(
   real: string,
   target: string,
   mode: "read-only" | "workspace-write",
   homes: readonly string[],
   userHomes: readonly string[],
-): { mounts: { source: string; target: string; readOnly: boolean }[]; complete: boolean } | string {
+): Promise<{ mounts: { source: string; target: string; readOnly: boolean }[]; complete: boolean } | string> {
   const refused = homeRootProblem(real, mode, homes, userHomes);
   if (refused) return refused;
   const readOnly = mode === "read-only";
-  const inside = readOnly ? { paths: [], complete: true } : protectedIn(real);
+  const inside = readOnly ? { paths: [], complete: true } : await protectedIn(real);
   if (typeof inside === "string") return inside;
   const kept = inside.paths.map((path) => ({ source: path, target: posix.join(target, relative(real, path)), readOnly: true }));
   return { mounts: [{ source: real, target, readOnly }, ...kept], complete: inside.complete };
