@@ -78,7 +78,7 @@ export const REMOTE_IS_GIT_DIR = `isgit() { { [ -e "$1/HEAD" ] || [ -L "$1/HEAD"
  * objects, refs or a commondir) and each `.git` below the root, one a line, `node_modules` aside. Unlike the local
  * search, it does not follow a config's core.hooksPath or includes.
  */
-export const REMOTE_GIT_SEARCH = `find "$W" -mindepth 1 -name node_modules -prune -o -name .git -print -prune -o ! -type d -name HEAD -print 2>/dev/null | while IFS= read -r g; do case "$g" in */HEAD) g=\${g%/HEAD}; [ "$g" != "$W" ] || continue; [ -e "$g/objects" ] || [ -e "$g/refs" ] || [ -e "$g/commondir" ] || [ -L "$g/objects" ] || [ -L "$g/refs" ] || continue ;; esac; printf '%s\\n' "$g"; done | head -n ${REMOTE_GIT_LINES}`;
+export const REMOTE_GIT_SEARCH = `${REMOTE_IS_GIT_DIR}; find "$W" -mindepth 1 -name node_modules -prune -o -name .git -print -prune -o ! -type d -name HEAD -print 2>/dev/null | while IFS= read -r g; do case "$g" in */HEAD) g=\${g%/HEAD}; [ "$g" != "$W" ] && isgit "$g" || continue ;; esac; printf '%s\\n' "$g"; done | head -n ${REMOTE_GIT_LINES}`;
 
 /** Why a workspace-write command is refused when a `.git` of its project is a symbolic link (no double quote: the SSH script prints it). */
 export const gitLinkMessage = (path: string) =>

@@ -1,5 +1,5 @@
 import { UNTRUSTED_SUFFIX } from "../new-repos.js";
-import { REMOTE_GIT_LINES, REMOTE_GIT_SEARCH } from "../sandbox/workspace.js";
+import { REMOTE_GIT_LINES, REMOTE_GIT_SEARCH, REMOTE_IS_GIT_DIR } from "../sandbox/workspace.js";
 import { shellQuote } from "../streams.js";
 
 /*
@@ -30,11 +30,12 @@ export function parseBefore(output: string): { since: number; kept: string[]; co
 
 /** Each path `find` gives it ("$@": names with any character), judged and renamed as new-repos.ts does, a line said for each. */
 const JUDGE = [
+  REMOTE_IS_GIT_DIR,
   // Inside what was read-only to the command and still what it was (K: "device:inode path" a line; a path holding a
   // newline is never one of them). The root too: one that was a git directory refused the command.
   `kept() { case "$1" in *"$N"*) return 1 ;; esac; o=$IFS; IFS=$N; set -f; for l in $K; do k=\${l#* }; case "$1/" in "$k"/*) [ "$("$S" -c %d:%i -- "$k" 2>/dev/null)" = "\${l%% *}" ] && { IFS=$o; set +f; return 0; } ;; esac; done; IFS=$o; set +f; return 1; }`,
   `for g; do case "$g" in "$W"/*) ;; *) continue ;; esac`,
-  `case "$g" in */.git) r=$g; what=".git file" ;; */HEAD) r=\${g%/HEAD}; [ -e "$r/objects" ] || [ -e "$r/refs" ] || [ -e "$r/commondir" ] || [ -L "$r/objects" ] || [ -L "$r/refs" ] || continue; what="git directory" ;; *) continue ;; esac`,
+  `case "$g" in */.git) r=$g; what=".git file" ;; */HEAD) r=\${g%/HEAD}; isgit "$r" || continue; what="git directory" ;; *) continue ;; esac`,
   `if kept "$r"; then continue; fi`,
   // Past the search's reach at the start, only what was made since (birth time, else the last status change).
   `if [ "$C" != 1 ]; then b=$("$S" -c %W -- "$g" 2>/dev/null); case "$b" in ''|0|*[!0-9]*) b=$("$S" -c %Z -- "$g" 2>/dev/null) ;; esac; [ "\${b:-0}" -ge "$T" ] 2>/dev/null || continue; fi`,
