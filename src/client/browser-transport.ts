@@ -7,14 +7,24 @@ import type { Transport } from "../rpc/transport.js";
  * headers, passes its token (`["spool", "spool.bearer.<token>"]`).
  * No Node imports: the page bundles it.
  */
-export function connectBrowserWebSocket(url: string, protocols?: string[]): Promise<Transport> {
+export function connectBrowserWebSocket(url: string, protocols?: string[], timeoutMs = CONNECT_TIMEOUT_MS): Promise<Transport> {
   return new Promise((resolve, reject) => {
     const socket = new WebSocket(url, protocols);
-    const failed = () => reject(new Error(`could not connect to ${url}`));
+    const failed = () => {
+      clearTimeout(timer);
+      reject(new Error(`could not connect to ${url}`));
+    };
+    // A handshake the server never answers (a proxy holding it, a server stopped mid-way) is given up, not waited on for ever.
+    const timer = setTimeout(() => {
+      socket.removeEventListener("error", failed);
+      socket.close();
+      reject(new Error(`no answer from ${url} within ${timeoutMs / 1000} s`));
+    }, timeoutMs);
     socket.addEventListener("error", failed, { once: true });
     socket.addEventListener(
       "open",
       () => {
+        clearTimeout(timer);
         socket.removeEventListener("error", failed);
         resolve(browserTransport(socket));
       },
@@ -22,6 +32,9 @@ export function connectBrowserWebSocket(url: string, protocols?: string[]): Prom
     );
   });
 }
+
+/** How long a browser's WebSocket handshake may take before it is given up. */
+export const CONNECT_TIMEOUT_MS = 15_000;
 
 /** An open browser WebSocket as a Transport. */
 export function browserTransport(socket: WebSocket): Transport {

@@ -24,18 +24,24 @@ describeWithBrowser("a compaction on the page and in spool show", () => {
     const client = await web.ts.clientIn("compacting");
     await client.call("run/create", { alias: "logs", model: "test" });
     const page = await web.open("compacting", { route: ["logs"] });
+    const said: string[] = [];
+    page.on("console", (m) => said.push(`${m.type()}: ${m.text()}`));
     await page.waitForSelector(".prompt textarea");
     await page.type(".prompt textarea", "Find the flaky test");
     await page.click(".prompt button");
     await eventually(async () => (await client.call("run/get", { run: "logs" })).run.status === RUN.done, 60_000, "the run to end");
-    // A failure here once (25 s: the page's 20 s wait after the run ended) left no trace of why: say what the page
-    // shows and what the server stores.
+    // A failure here (25 s: the page's 20 s wait after the run ended) once left no trace of why: it says what the page
+    // shows, its connection and console, and what the server stores. Once the page stayed "reconnecting".
     await page.waitForSelector(".conversation .msg.compaction").catch(async (error: Error) => {
       const shown = await page.$$eval(".conversation .msg", (els) => els.map((el) => el.className).join(", "));
       const stored = (await client.call("run/history", { run: "logs", after: 0, limit: 500 })).messages.map(
         (m) => `${m.id}:${m.role}${m.compaction ? ":compaction" : ""}`,
       );
-      throw new Error(`${error.message}; the page shows [${shown}]; the server stores [${stored.join(" ")}]`);
+      const conn = await page.$eval(".conn", (el) => `${el.className} ${el.textContent}`);
+      const route = await page.evaluate(() => location.hash);
+      throw new Error(
+        `${error.message}; the page shows [${shown}] at ${route}, connection ${conn}, console [${said.join(" | ")}]; the server stores [${stored.join(" ")}]`,
+      );
     });
     const line = await text(page, ".conversation .msg.compaction summary");
     expect(line).toMatch(/── context compacted \(near the model's context window\): \d+ earlier messages summarised/);

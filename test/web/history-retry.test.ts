@@ -19,6 +19,22 @@ const REFUSE_TWO_HISTORY_READS = `(() => {
   };
 })();`;
 
+/** Set up before the page's script: the page's first `project/list` (as it joins) goes out with a parameter the server refuses. */
+const REFUSE_FIRST_JOIN = `(() => {
+  window.__refused = 0;
+  window.__said = [];
+  const info = console.info;
+  console.info = (...args) => (window.__said.push(args.join(" ")), info.apply(console, args));
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) {
+    if (typeof data === "string" && data.includes('"method":"project/list"') && window.__refused < 1) {
+      window.__refused++;
+      data = data.replace('"params":{}', '"params":{"refused_by_the_test":1}');
+    }
+    return send.call(this, data);
+  };
+})();`;
+
 describeWithBrowser("a run's conversation when a read of it fails", () => {
   const web = useBrowser({ model: true });
 
@@ -32,5 +48,19 @@ describeWithBrowser("a run's conversation when a read of it fails", () => {
     await page.waitForFunction(() => document.querySelector(".conversation .msg.assistant")?.textContent?.includes("The answer is 42."));
     expect(await page.evaluate(() => (window as unknown as { __refused: number }).__refused)).toBe(2);
     expect(await text(page, ".conversation .msg.user")).toContain("What is it?");
+  });
+
+  it("a join that fails is tried again: the page does not stay connecting, and its console says why it connected again", async () => {
+    const client = await web.ts.clientIn("rejoin");
+    await client.call("run/create", { alias: "here" });
+    const page = await web.open("rejoin", { before: REFUSE_FIRST_JOIN, route: ["here"] });
+    await page.waitForSelector(".run-header");
+    const seen = await page.evaluate(() => {
+      const w = window as unknown as { __refused: number; __said: string[] };
+      return { refused: w.__refused, said: w.__said };
+    });
+    expect(seen.refused).toBe(1);
+    expect(seen.said.join("\n")).toMatch(/^spool: connection could not join \(.+\); connecting again in 500 ms$/m);
+    expect(await text(page, ".conn")).toContain("live");
   });
 });

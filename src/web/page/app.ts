@@ -10,6 +10,8 @@ import { connectPage, errorText, keepKey, type SessionInfo, sessionRequest } fro
 import { type Elsewhere, signedOutView, takeLink } from "./signin.js";
 
 const CLIENT = { name: "spool-web", version: "1" };
+/** How long joining the project may take before the page connects again. */
+const JOIN_TIMEOUT_MS = 20_000;
 
 /**
  * The web view: one WebSocket joined to the chosen project (a new one when the project changes), the
@@ -213,26 +215,48 @@ export class App implements PageContext {
     if (!rpc || !data || conn !== this.#conn) {
       rpc?.close();
       data?.close();
-      if (conn === this.#conn) void this.#lost(conn);
+      const failed = opened.find((o) => o.status === "rejected");
+      if (conn === this.#conn) void this.#lost(conn, `could not connect (${failed ? message(failed.reason) : "superseded"})`);
       return;
     }
     this.#rpc = rpc;
     this.#data = data;
-    rpc.onClose(() => this.#lost(conn));
-    data.onClose(() => this.#lost(conn));
+    // Why a connection ended is in the console (the page says only "reconnecting"), for whoever wonders.
+    rpc.onClose((code, reason) => this.#lost(conn, `closed (${code}${reason ? ` ${reason}` : ""})`));
+    data.onClose((code, reason) => this.#lost(conn, `data connection closed (${code}${reason ? ` ${reason}` : ""})`));
     this.#listen(rpc, data);
+    // One that closed while the other opened told no listener: it is lost all the same.
+    if (rpc.closed || data.closed) return void this.#lost(conn, "closed as it opened");
+    let timer = 0;
+    const joining = this.#join(rpc, data);
+    // Given up on (below): what it says later is not heard.
+    joining.catch(() => {});
     try {
-      await this.#join(rpc, data);
+      await Promise.race([
+        joining,
+        // Until it is joined: a call the server never answers would leave the page "reconnecting" for good.
+        new Promise((_, reject) => {
+          timer = window.setTimeout(() => {
+            if (this.#state !== "open") reject(new Error(`not joined within ${JOIN_TIMEOUT_MS / 1000} s`));
+          }, JOIN_TIMEOUT_MS);
+        }),
+      ]);
       this.#retryMs = 500;
     } catch (error) {
-      if (conn !== this.#conn || rpc.closed) return;
+      if (conn !== this.#conn) return;
+      if (rpc.closed || data.closed) return void this.#lost(conn, `closed while joining (${message(error)})`);
+      // Not joined (the server busy, a call refused or unanswered): the page would say "reconnecting" for ever; it tries again.
       this.toast(`Could not load: ${message(error)}`, "error");
+      if (this.#state !== "open") void this.#lost(conn, `could not join (${message(error)})`);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
   /** After a drop: a page whose session is gone says so; otherwise it connects again, waiting longer each time. */
-  async #lost(conn: number): Promise<void> {
+  async #lost(conn: number, why: string): Promise<void> {
     if (conn !== this.#conn || this.#state === "signed-out") return;
+    console.info(`spool: connection ${why}; connecting again in ${this.#retryMs} ms`);
     this.#conn++;
     // Both connections go together: the one still open is closed too.
     this.#rpc?.close();

@@ -28,7 +28,13 @@ export const keepKey = (key: string | null): void => {
 
 /** A request to /session with the page's key (its half of the session; the browser adds the cookie). */
 export const sessionRequest = (init: RequestInit = {}) =>
-  fetch("/session", { cache: "no-store", ...init, headers: { ...(init.headers as Record<string, string>), [SESSION_KEY_HEADER]: sessionKey() ?? "" } });
+  fetch("/session", {
+    cache: "no-store",
+    // Never waited on for ever: a page that reconnects asks first whether its session still stands.
+    signal: AbortSignal.timeout(15_000),
+    ...init,
+    headers: { ...(init.headers as Record<string, string>), [SESSION_KEY_HEADER]: sessionKey() ?? "" },
+  });
 
 /**
  * The typed client over a WebSocket of the page's own server: the browser sends the session cookie with the upgrade,

@@ -54,7 +54,11 @@ class Reread {
         () => {
           this.#retryMs = RETRY_FIRST_MS;
         },
-        () => this.failed(view),
+        (error: unknown) => {
+          // Tried again below; the console keeps why, for whoever wonders why the page lags.
+          console.warn("spool: a read failed and is tried again:", error);
+          this.failed(view);
+        },
       );
     }, delayMs);
   }
