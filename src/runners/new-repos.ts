@@ -4,7 +4,7 @@ import { basename, dirname, join, relative } from "node:path";
 import { PassThrough, type Readable } from "node:stream";
 import type { ExecResult, Execution } from "./backend.js";
 import { within } from "./sandbox/view.js";
-import { GIT_SEARCH, isGitDirectory } from "./sandbox/workspace.js";
+import { GIT_SEARCH, isGitDirectory, type Named } from "./sandbox/workspace.js";
 
 /*
  * Git repositories a workspace-write command leaves in its project. Every git directory the project had when it
@@ -50,6 +50,43 @@ export const keptAsNow = (paths: readonly string[]): Kept[] =>
     const id = identity(path);
     return id === null ? [] : [{ path, id }];
   });
+
+/** What a git config named, with what it was at the start (null: not there). */
+export interface NamedThen extends Named {
+  id: string | null;
+}
+
+/** `named` as it is now: what the look holds each to once the command has ended. */
+export const namedAsNow = (named: readonly Named[]): NamedThen[] => named.map((n) => ({ ...n, id: identity(n.path) }));
+
+/**
+ * What a git config named that is not what it was at the start (made where it was not, replaced, or its parent moved
+ * away and another put there): the command made it, and git would run or read it. Each is renamed aside, or, when it
+ * cannot be (a link on its path since), the repository whose config names it is made unknown to git. Its lines.
+ */
+function untrustNamed(workspace: string, named: readonly NamedThen[]): string[] {
+  const lines: string[] = [];
+  const shown = (path: string) => relative(workspace, path) || ".";
+  for (const n of named) {
+    if (identity(n.path) === n.id) continue;
+    const what = `${shown(n.path)}, which the config of ${shown(n.repo)} names as its ${n.what}, is not what it was when this command started (it made, replaced or moved it); git ${n.what === "hooks directory" ? "runs the hooks in it" : "reads it as config"} wherever the person runs git there`;
+    try {
+      lines.push(`spool: ${what}, so it was renamed ${basename(renameAside(n.path))}: read it (with cat) before you rename it back\n`);
+    } catch (error) {
+      try {
+        renameAside(join(n.repo, "HEAD"));
+        lines.push(
+          `spool: ${what}; it could not be renamed (${(error as Error).message}), so ${shown(join(n.repo, "HEAD"))} was renamed HEAD${UNTRUSTED_SUFFIX}: look at ${shown(n.path)} before you rename it back\n`,
+        );
+      } catch (again) {
+        lines.push(
+          `spool: ${what}; neither it nor the repository's HEAD could be renamed (${(again as Error).message}): look at it before you run git there\n`,
+        );
+      }
+    }
+  }
+  return lines;
+}
 
 /**
  * Every git directory and `.git` file in `workspace` outside what was kept (`node_modules` aside): a kept path counts
@@ -118,9 +155,9 @@ function renameAside(path: string): string {
  * are (by birth time), since one past its reach may be the person's. The notice for the command's stderr, or null.
  */
 export async function untrustNewRepositories(repos: NewRepos): Promise<string | null> {
-  const { workspace, since, kept, complete } = repos;
+  const { workspace, since, kept, named, complete } = repos;
+  const lines = untrustNamed(workspace, named);
   const found = await look(workspace, kept, !complete);
-  const lines: string[] = [];
   const shown = (path: string) => relative(workspace, path) || ".";
   for (const { path, kind } of found.found) {
     const entry = kind === "directory" ? join(path, "HEAD") : path;
@@ -156,8 +193,23 @@ export interface NewRepos {
   since: number;
   /** What was read-only to it, as it was at its start (`keptAsNow`). */
   kept: readonly Kept[];
+  /** What its git configs named, as it was at its start (`namedAsNow`). */
+  named: readonly NamedThen[];
   complete: boolean;
 }
+
+/** What the look at a command's end in `workspace` holds to: its start now, what was bound read-only and what git's configs named, as they are now. */
+export const reposFrom = (
+  workspace: string,
+  kept: readonly ({ path: string } | { source: string })[],
+  protect: { named: readonly Named[]; complete: boolean },
+): NewRepos => ({
+  workspace,
+  since: Date.now(),
+  kept: keptAsNow(kept.map((k) => ("path" in k ? k.path : k.source))),
+  named: namedAsNow(protect.named),
+  complete: protect.complete,
+});
 
 /**
  * `execution` with the look at its end (none without `repos`: not workspace-write): once the command has ended (its

@@ -231,4 +231,58 @@ describeWithBwrap("workspace-write never writes what a login runs", () => {
     expect(done.err).not.toContain("vendor");
     client.close();
   });
+
+  // Third review: what a config names (husky's hooks directory, an included file) was bound only where it was, as it was.
+  it("a hooks directory or included config the project's git config names, made where there was none or put in place of the one bound, is renamed once the command has ended; a link on its path makes the repository unknown to git", async () => {
+    const root = join(base, "named-paths");
+    const home = join(base, "elsewhere-named");
+    for (const dir of [".git/objects", ".git/refs", ".husky/_", "linked/.git/objects", "linked/.git/refs", "linked/.husky/_"])
+      mkdirSync(join(root, dir), { recursive: true });
+    for (const repo of [".git", "linked/.git"]) {
+      writeFileSync(join(root, repo, "HEAD"), "ref: refs/heads/main\n");
+      // Quoted, with a comment after: as git reads it.
+      writeFileSync(join(root, repo, "config"), '[core]\n\thooksPath = ".husky/_" ; husky\n[include]\n\tpath = ../local.gitconfig # absent\n');
+    }
+    writeFileSync(join(root, ".husky/_/pre-commit"), "#!/bin/sh\n");
+    mkdirSync(home, { recursive: true });
+    client = await runnerWithHome("ww-named", root, home);
+    const planted = "printf '[core]\\n\\tfsmonitor = touch /tmp/pwned\\n'";
+    const done = await runTool(
+      client,
+      "named",
+      "sh",
+      attempts([
+        ["bound", "echo 'touch /tmp/pwned' >> .husky/_/pre-commit"],
+        ["moved", "mv .husky .husky.old && mkdir -p .husky/_ && echo 'touch /tmp/pwned' > .husky/_/pre-commit"],
+        ["included", `${planted} > local.gitconfig`],
+        // A link where a directory on the path was: the hooks directory is elsewhere, and no rename reaches it there.
+        ["link", "mv linked/.husky linked/.husky.old && mkdir -p elsewhere/_ && ln -s ../elsewhere linked/.husky"],
+      ]),
+    );
+    expect(done.out).toBe("bound=refused\nmoved=written\nincluded=written\nlink=written\n");
+    expect(existsSync(join(root, ".husky/_"))).toBe(false);
+    expect(readFileSync(join(root, ".husky/_.spool-untrusted/pre-commit"), "utf8")).toContain("pwned");
+    expect(readFileSync(join(root, ".husky.old/_/pre-commit"), "utf8")).toBe("#!/bin/sh\n");
+    expect(existsSync(join(root, "local.gitconfig"))).toBe(false);
+    expect(existsSync(join(root, "local.gitconfig.spool-untrusted"))).toBe(true);
+    expect(done.err).toContain(
+      "spool: .husky/_, which the config of .git names as its hooks directory, is not what it was when this command started (it made, replaced or moved it); git runs the hooks in it wherever the person runs git there, so it was renamed _.spool-untrusted",
+    );
+    expect(done.err).toContain("spool: local.gitconfig, which the config of .git names as its included config, is not what it was");
+    // The project's repository is still one, and git no longer reads what the command planted.
+    const git = (dir: string, ...args: string[]) =>
+      spawnSync("git", ["-C", join(root, dir), ...args], { env: { ...process.env, GIT_CEILING_DIRECTORIES: base }, encoding: "utf8" });
+    expect(git(".", "rev-parse", "--git-dir").stdout.trim()).toBe(".git");
+    expect(git(".", "config", "--get", "core.fsmonitor").stdout).toBe("");
+    // Behind a link the hooks directory could not be renamed: its repository is unknown to git instead.
+    const linked = spawnSync("git", ["-C", join(root, "linked"), "rev-parse", "--git-dir"], {
+      env: { ...process.env, GIT_CEILING_DIRECTORIES: root },
+      encoding: "utf8",
+    });
+    expect(linked.status).not.toBe(0);
+    expect(existsSync(join(root, "linked/.git/HEAD.spool-untrusted"))).toBe(true);
+    expect(done.err).toContain("spool: linked/.husky/_, which the config of linked/.git names as its hooks directory, is not what it was");
+    expect(done.err).toContain("so linked/.git/HEAD was renamed HEAD.spool-untrusted");
+    client.close();
+  });
 });

@@ -8,7 +8,7 @@ import type { ContainerInfo, ControlSignal, TtySize } from "../../protocol/runne
 import type { NetworkKind } from "../../protocol/sandbox.js";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, type ExecutionTarget, firstLine, StartError } from "../backend.js";
 import { signalName, streamControl, TTY_TERM } from "../control.js";
-import { keptAsNow, type NewRepos, untrustingNewRepositories } from "../new-repos.js";
+import { type NewRepos, reposFrom, untrustingNewRepositories } from "../new-repos.js";
 import { egressUnavailable, noSandbox, once, SANDBOX_OFF, type SandboxInfo, type SandboxMode, sandboxOf, sandboxResult } from "../sandbox/sandbox.js";
 import { mountCheck } from "../sandbox/setup.js";
 import { expandHome, localHomes, loginHomes, mountsProblem, pathIdentity, realOrPlanned, runnerHomes } from "../sandbox/view.js";
@@ -229,12 +229,11 @@ export class DockerBackend implements Backend {
       const here = sandbox && !this.options.engine;
       const planned = here
         ? await projectMounts(real, target, sandbox.mode, runnerHomes(home), loginHomes(this.options.passwd))
-        : { mounts: [{ source: real, target, readOnly }], complete: true };
+        : { mounts: [{ source: real, target, readOnly }], named: [], complete: true };
       if (typeof planned === "string") throw new StartError(`Cannot start the command: ${planned}`);
       const mounts = planned.mounts;
       // The repositories a workspace-write command could write, looked for here once it has ended (new-repos.ts).
-      if (here && sandbox.mode === "workspace-write")
-        repos = { workspace: real, since: Date.now(), kept: keptAsNow(mounts.slice(1).map((m) => m.source)), complete: planned.complete };
+      if (here && sandbox.mode === "workspace-write") repos = reposFrom(real, mounts.slice(1), planned);
       project = { mounts, workdir: spec.project.cwd ? posix.join(target, spec.project.cwd) : target };
     }
     const mounts = [...(project ? project.mounts : []), ...view];

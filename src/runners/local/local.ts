@@ -7,7 +7,7 @@ import { ViewRecord } from "../../home/views.js";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, firstLine, StartError } from "../backend.js";
 import { TTY_TERM } from "../control.js";
 import { localBaseEnvironment } from "../environment.js";
-import { keptAsNow, type NewRepos, untrustingNewRepositories } from "../new-repos.js";
+import { type NewRepos, reposFrom, untrustingNewRepositories } from "../new-repos.js";
 import { OutputPipe } from "../output.js";
 import { type EgressDir, egressDir, egressLauncher, egressVariables } from "../sandbox/egress.js";
 import { type CopiedDir, systemCopies } from "../sandbox/etc-view.js";
@@ -322,12 +322,11 @@ export class LocalBackend implements Backend {
     if (!root.length) throw new StartError(`Cannot start the command: the project root ${workspace} is not there`);
     const [readOnly, writable] = [present(checked.readOnly), present(checked.writable)];
     // A login's files and git's directories, where the project has them: read-only inside a writable workspace.
-    const inside = sandbox.mode === "workspace-write" ? await protectedIn(workspace) : { paths: [], complete: true };
+    const inside = sandbox.mode === "workspace-write" ? await protectedIn(workspace) : { paths: [], named: [], complete: true };
     if (typeof inside === "string") throw new StartError(`Cannot start the command: ${inside}`);
     const protect = present(inside.paths);
     // The repositories it could write, looked for once it has ended (new-repos.ts); what was bound is kept.
-    const kept = keptAsNow(protect.map((p) => p.path));
-    const repos = sandbox.mode === "workspace-write" ? { workspace, since: Date.now(), kept, complete: inside.complete } : null;
+    const repos = sandbox.mode === "workspace-write" ? reposFrom(workspace, protect, inside) : null;
     const view = { ...checked, readOnly: readOnly.map((p) => p.path), writable: writable.map((p) => p.path) };
     // bwrap by its absolute path with the base environment only (the command's is set inside). With the network, workspace-write gets a namespace
     // of its own where slirp4netns is there (sandbox/network.ts); mode allowlist: a loopback only, and the egress proxy beside it (sandbox/egress.ts).

@@ -57,14 +57,37 @@ export const GIT_SEARCH = { entries: 100_000, atOnce: 20_000 } as const;
  * file points to inside it; `complete`: the search read all of the project. A message when one cannot be protected:
  * a `.git` that is a symbolic link (the link itself would stay writable).
  */
-export async function protectedIn(workspace: string): Promise<{ paths: string[]; complete: boolean } | string> {
+export async function protectedIn(workspace: string): Promise<Protected | string> {
   const paths = WORKSPACE_PROTECTED.flatMap((name) => (existsSync(join(workspace, name)) ? [realOrPlanned(join(workspace, name))] : []));
   const found = await gitDirectories(workspace);
   if (typeof found === "string") return found;
-  paths.push(...found.paths);
+  paths.push(...found.paths, ...found.named.flatMap((n) => (existsSync(n.path) ? [n.path] : [])));
   const inside = [...new Set(paths.filter((path) => within(path, workspace)))];
-  // A path inside another one bound read-only is read-only already (and Docker refuses a mount point given twice).
-  return { paths: inside.filter((path) => !inside.some((other) => other !== path && within(path, other))), complete: found.complete };
+  return {
+    // A path inside another one bound read-only is read-only already (and Docker refuses a mount point given twice).
+    paths: inside.filter((path) => !inside.some((other) => other !== path && within(path, other))),
+    named: found.named.filter((n) => within(n.path, workspace)),
+    complete: found.complete,
+  };
+}
+
+/** What a writable project keeps read-only (`paths`), what its git configs name (`named`), whether the search read all of it. */
+export interface Protected {
+  paths: string[];
+  named: Named[];
+  complete: boolean;
+}
+
+/**
+ * A path a git directory's config names that git runs or reads (core.hooksPath: the hooks directory; include.path: a
+ * config file), as a real path, there at the start or not: bound read-only when it is there, and looked at once the
+ * command has ended (runners/new-repos.ts), since a command could make it where it was not, or move its parent away.
+ */
+export interface Named {
+  path: string;
+  /** The git directory whose config names it. */
+  repo: string;
+  what: "hooks directory" | "included config";
 }
 
 /** How many git directories and `.git`s the SSH runner's remote search gives at most: past it, it is not complete. */
@@ -105,8 +128,9 @@ export const rootGitMessage = (root: string) =>
  * `node_modules` aside); a message for a `.git` that is a link, or a root that is a git directory. A directory that
  * cannot be read makes the search incomplete.
  */
-async function gitDirectories(workspace: string): Promise<{ paths: string[]; complete: boolean } | string> {
+async function gitDirectories(workspace: string): Promise<Protected | string> {
   const found: string[] = [];
+  const named: Named[] = [];
   let read = 0;
   let complete = true;
   const queue = [workspace];
@@ -121,10 +145,11 @@ async function gitDirectories(workspace: string): Promise<{ paths: string[]; com
       continue;
     }
     read += entries.length;
-    if (read > GIT_SEARCH.entries) return { paths: found, complete: false };
+    if (read > GIT_SEARCH.entries) return { paths: found, named, complete: false };
     if (isGitDirectory(entries)) {
       if (dir === workspace) return rootGitMessage(workspace);
-      found.push(dir, ...namedByConfig(dir, dir));
+      found.push(dir);
+      named.push(...namedByConfig(dir, dir));
       continue;
     }
     for (const entry of entries) {
@@ -133,11 +158,11 @@ async function gitDirectories(workspace: string): Promise<{ paths: string[]; com
         if (entry.isSymbolicLink()) return gitLinkMessage(path);
         found.push(path);
         if (entry.isFile()) found.push(...gitdirOf(path));
-        else if (entry.isDirectory()) found.push(...namedByConfig(path, dir));
+        else if (entry.isDirectory()) named.push(...namedByConfig(path, dir));
       } else if (entry.isDirectory() && entry.name !== "node_modules") queue.push(path);
     }
   }
-  return { paths: found, complete };
+  return { paths: found, named, complete };
 }
 
 /**
@@ -145,8 +170,8 @@ async function gitDirectories(workspace: string): Promise<{ paths: string[]; com
  * (relative to the work tree `worktree`; husky's `.husky/_`, which git ignores and no diff shows) and include.path /
  * includeIf.*.path (relative to the config). One level: an included file's own includes are not followed.
  */
-function namedByConfig(gitDir: string, worktree: string): string[] {
-  const paths: string[] = [];
+function namedByConfig(gitDir: string, worktree: string): Named[] {
+  const paths: Named[] = [];
   for (const file of ["config", "config.worktree"]) {
     let text: string;
     try {
@@ -162,13 +187,37 @@ function namedByConfig(gitDir: string, worktree: string): string[] {
       const value = /^([A-Za-z0-9-]+)\s*=\s*(.*)$/.exec(line.replace(/^\[[^\]]*\]\s*/, ""));
       if (!value) continue;
       const key = value[1]!.toLowerCase();
-      const named = value[2]!.replace(/^"(.*)"$/, "$1").trim();
+      const named = configValue(value[2]!);
       if (!named || named.startsWith("~")) continue;
-      if (section === "core" && key === "hookspath") paths.push(realOrPlanned(resolve(worktree, named)));
-      if ((section === "include" || section === "includeif") && key === "path") paths.push(realOrPlanned(resolve(gitDir, named)));
+      if (section === "core" && key === "hookspath") paths.push({ path: realOrPlanned(resolve(worktree, named)), repo: gitDir, what: "hooks directory" });
+      if ((section === "include" || section === "includeif") && key === "path")
+        paths.push({ path: realOrPlanned(resolve(gitDir, named)), repo: gitDir, what: "included config" });
     }
   }
-  return paths.filter((path) => existsSync(path));
+  return paths;
+}
+
+/** A config line's value as git reads it: quoted parts joined, `\` escapes taken, a `;` or `#` outside quotes ending it. */
+export function configValue(raw: string): string {
+  let out = "";
+  let quoted = false;
+  let pending = "";
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw[i]!;
+    if (c === "\\" && i + 1 < raw.length) {
+      const next = raw[++i]!;
+      out += pending + ({ n: "\n", t: "\t", b: "\b" }[next] ?? next);
+      pending = "";
+    } else if (c === '"') quoted = !quoted;
+    else if (!quoted && (c === ";" || c === "#")) break;
+    else if (!quoted && (c === " " || c === "\t")) pending += c;
+    else {
+      out += pending + c;
+      pending = "";
+    }
+  }
+  // Blanks outside quotes count only between words: those at the end are never added.
+  return out;
 }
 
 /** The directory a `.git` file ("gitdir: …") points to, resolved; none when it says nothing readable. */
@@ -240,14 +289,14 @@ export async function projectMounts(
   mode: "read-only" | "workspace-write",
   homes: readonly string[],
   userHomes: readonly string[],
-): Promise<{ mounts: { source: string; target: string; readOnly: boolean }[]; complete: boolean } | string> {
+): Promise<{ mounts: { source: string; target: string; readOnly: boolean }[]; named: Named[]; complete: boolean } | string> {
   const refused = homeRootProblem(real, mode, homes, userHomes);
   if (refused) return refused;
   const readOnly = mode === "read-only";
-  const inside = readOnly ? { paths: [], complete: true } : await protectedIn(real);
+  const inside = readOnly ? { paths: [], named: [], complete: true } : await protectedIn(real);
   if (typeof inside === "string") return inside;
   const kept = inside.paths.map((path) => ({ source: path, target: posix.join(target, relative(real, path)), readOnly: true }));
-  return { mounts: [{ source: real, target, readOnly }, ...kept], complete: inside.complete };
+  return { mounts: [{ source: real, target, readOnly }, ...kept], named: inside.named, complete: inside.complete };
 }
 
 /**

@@ -314,6 +314,7 @@ export class SshBackend implements Backend {
     // workspace-write: the repositories bound read-only, and the host's time, for the look once it has ended (repos.ts).
     const root = sandbox?.mode === "workspace-write" ? (spec.workspace ?? spec.cwd) : undefined;
     const before = root ? parseBefore(await this.#output(repositoriesBefore(root))) : null;
+    if (root && !before) throw new StartError(`Cannot start the command: the project root ${root} could not be read on the host to find its git repositories`);
     // A clean environment: the remote login's PATH, HOME, LANG, TERM and what the runner was given; never the login's whole environment.
     const channel = await this.#shell.exec(
       remoteScript(shellScript(spec.command), spec.cwd, spec.env, {
