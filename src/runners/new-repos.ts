@@ -1,4 +1,4 @@
-import { type Dirent, lstatSync, realpathSync, renameSync } from "node:fs";
+import { type Dirent, lstatSync, readlinkSync, realpathSync, renameSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { basename, dirname, join, relative } from "node:path";
 import { PassThrough, type Readable } from "node:stream";
@@ -57,7 +57,23 @@ export interface NamedThen extends Named {
 }
 
 /** `named` as it is now: what the look holds each to once the command has ended. */
-export const namedAsNow = (named: readonly Named[]): NamedThen[] => named.map((n) => ({ ...n, id: identity(n.path) }));
+export const namedAsNow = (named: readonly Named[]): NamedThen[] => named.map((n) => ({ ...n, id: namedIdentity(n.path) }));
+
+/**
+ * What a named path is: its identity, its type, and where it leads when it is a link. A named path that is not bound
+ * (a link, or not there) may be removed and made again, and the file system may give the new one the old one's inode
+ * (a link replaced by a directory did, one run in three).
+ */
+function namedIdentity(path: string): string | null {
+  const id = identity(path);
+  if (id === null) return null;
+  try {
+    const stats = lstatSync(path);
+    return `${id}:${stats.mode & 0o170000}:${stats.isSymbolicLink() ? readlinkSync(path) : ""}`;
+  } catch {
+    return null;
+  }
+}
 
 /**
  * What a git config named that is not what it was at the start (made where it was not, replaced, or its parent moved
@@ -68,8 +84,10 @@ function untrustNamed(workspace: string, named: readonly NamedThen[]): string[] 
   const lines: string[] = [];
   const shown = (path: string) => relative(workspace, path) || ".";
   for (const n of named) {
-    if (identity(n.path) === n.id) continue;
-    const what = `${shown(n.path)}, which the config of ${shown(n.repo)} names as its ${n.what}, is not what it was when this command started (it made, replaced or moved it); git ${n.what === "hooks directory" ? "runs the hooks in it" : "reads it as config"} wherever the person runs git there`;
+    const now = namedIdentity(n.path);
+    // Not there (moved away with its parent, say): git finds nothing to run or read there.
+    if (now === n.id || now === null) continue;
+    const what = `${shown(n.path)}, which the config of ${shown(n.repo)} names as its ${n.what}, is not what it was when this command started (it made, replaced or moved it); git ${{ "hooks directory": "runs the hooks in it", "included config": "reads it as config", program: "runs it" }[n.what]} wherever the person runs git there`;
     try {
       lines.push(`spool: ${what}, so it was renamed ${basename(renameAside(n.path))}: read it (with cat) before you rename it back\n`);
     } catch (error) {

@@ -236,14 +236,48 @@ describeWithBwrap("workspace-write never writes what a login runs", () => {
   it("a hooks directory or included config the project's git config names, made where there was none or put in place of the one bound, is renamed once the command has ended; a link on its path makes the repository unknown to git", async () => {
     const root = join(base, "named-paths");
     const home = join(base, "elsewhere-named");
-    for (const dir of [".git/objects", ".git/refs", ".husky/_", "linked/.git/objects", "linked/.git/refs", "linked/.husky/_"])
+    for (const dir of [
+      ".git/objects",
+      ".git/refs",
+      ".git/worktrees/wt",
+      ".husky/_",
+      "linked/.git/objects",
+      "linked/.git/refs",
+      "linked/.husky/_",
+      "tools",
+      "wt",
+    ])
       mkdirSync(join(root, dir), { recursive: true });
     for (const repo of [".git", "linked/.git"]) {
       writeFileSync(join(root, repo, "HEAD"), "ref: refs/heads/main\n");
-      // Quoted, with a comment after: as git reads it.
-      writeFileSync(join(root, repo, "config"), '[core]\n\thooksPath = ".husky/_" ; husky\n[include]\n\tpath = ../local.gitconfig # absent\n');
+      // Quoted, with a comment after: as git reads it. Programs named by a path: one there, one not yet.
+      writeFileSync(
+        join(root, repo, "config"),
+        '[core]\n\thooksPath = ".husky/_" ; husky\n\tfsmonitor = tools/fsmon.sh\n[include]\n\tpath = ../local.gitconfig # absent\n[alias]\n\tst = "!hooks-bin/st.sh --short"\n',
+      );
     }
     writeFileSync(join(root, ".husky/_/pre-commit"), "#!/bin/sh\n");
+    writeFileSync(join(root, "tools/fsmon.sh"), "#!/bin/sh\n");
+    // Second review: a hooks path set in an included file; one that is a link; husky's scripts beside its `_`.
+    for (const [repo, config] of [
+      ["inc", "[include]\n\tpath = ../../inc.gitconfig\n"],
+      ["link2", "[core]\n\thooksPath = .githooks\n"],
+      ["hk", "[core]\n\thooksPath = .husky/_\n"],
+    ] as const) {
+      mkdirSync(join(root, repo, ".git/objects"), { recursive: true });
+      mkdirSync(join(root, repo, ".git/refs"), { recursive: true });
+      writeFileSync(join(root, repo, ".git/HEAD"), "ref: refs/heads/main\n");
+      writeFileSync(join(root, repo, ".git/config"), config);
+    }
+    writeFileSync(join(root, "inc.gitconfig"), "[core]\n\thooksPath = .hooks\n");
+    mkdirSync(join(root, "hooks-target"));
+    symlinkSync("../hooks-target", join(root, "link2/.githooks"));
+    mkdirSync(join(root, "hk/.husky/_"), { recursive: true });
+    writeFileSync(join(root, "hk/.husky/_/h"), "#!/bin/sh\n");
+    // A linked work tree inside the project: git there reads the main config, and runs its hooks from wt/.husky/_.
+    writeFileSync(join(root, "wt/.git"), "gitdir: ../.git/worktrees/wt\n");
+    writeFileSync(join(root, ".git/worktrees/wt/commondir"), "../..\n");
+    writeFileSync(join(root, ".git/worktrees/wt/HEAD"), "ref: refs/heads/main\n");
     mkdirSync(home, { recursive: true });
     client = await runnerWithHome("ww-named", root, home);
     const planted = "printf '[core]\\n\\tfsmonitor = touch /tmp/pwned\\n'";
@@ -257,9 +291,32 @@ describeWithBwrap("workspace-write never writes what a login runs", () => {
         ["included", `${planted} > local.gitconfig`],
         // A link where a directory on the path was: the hooks directory is elsewhere, and no rename reaches it there.
         ["link", "mv linked/.husky linked/.husky.old && mkdir -p elsewhere/_ && ln -s ../elsewhere linked/.husky"],
+        ["program", "echo 'touch /tmp/pwned' >> tools/fsmon.sh"],
+        ["alias", "mkdir -p hooks-bin && echo 'touch /tmp/pwned' > hooks-bin/st.sh"],
+        ["worktree", "mkdir -p wt/.husky/_ && echo 'touch /tmp/pwned' > wt/.husky/_/pre-commit"],
+        ["away", "mv tools tools.old"],
+        ["included-hooks", "mkdir -p inc/.hooks && echo 'touch /tmp/pwned' > inc/.hooks/post-index-change"],
+        ["replaced-link", "rm link2/.githooks && mkdir link2/.githooks && echo 'touch /tmp/pwned' > link2/.githooks/post-index-change"],
+        ["husky-script", "echo 'touch /tmp/pwned' > hk/.husky/pre-commit"],
       ]),
     );
-    expect(done.out).toBe("bound=refused\nmoved=written\nincluded=written\nlink=written\n");
+    expect(done.out).toBe(
+      "bound=refused\nmoved=written\nincluded=written\nlink=written\nprogram=refused\nalias=written\nworktree=written\naway=written\nincluded-hooks=written\nreplaced-link=written\nhusky-script=refused\n",
+    );
+    // Moved away whole: nothing is there for git to run, and nothing is said of it.
+    expect(done.err).not.toContain("tools/fsmon.sh");
+    expect(existsSync(join(root, "inc/.hooks"))).toBe(false);
+    expect(done.err).toContain("spool: inc/.hooks, which the config of inc/.git names as its hooks directory, is not what it was");
+    expect(existsSync(join(root, "link2/.githooks.spool-untrusted/post-index-change"))).toBe(true);
+    expect(done.err).toContain("spool: link2/.githooks, which the config of link2/.git names as its hooks directory, is not what it was");
+    expect(existsSync(join(root, "hk/.husky/pre-commit"))).toBe(false);
+    expect(readFileSync(join(root, "tools.old/fsmon.sh"), "utf8")).toBe("#!/bin/sh\n");
+    expect(existsSync(join(root, "hooks-bin/st.sh"))).toBe(false);
+    expect(done.err).toContain(
+      "spool: hooks-bin/st.sh, which the config of .git names as its program, is not what it was when this command started (it made, replaced or moved it); git runs it",
+    );
+    expect(existsSync(join(root, "wt/.husky/_"))).toBe(false);
+    expect(done.err).toContain("spool: wt/.husky/_, which the config of .git/worktrees/wt names as its hooks directory, is not what it was");
     expect(existsSync(join(root, ".husky/_"))).toBe(false);
     expect(readFileSync(join(root, ".husky/_.spool-untrusted/pre-commit"), "utf8")).toContain("pwned");
     expect(readFileSync(join(root, ".husky.old/_/pre-commit"), "utf8")).toBe("#!/bin/sh\n");
@@ -273,7 +330,7 @@ describeWithBwrap("workspace-write never writes what a login runs", () => {
     const git = (dir: string, ...args: string[]) =>
       spawnSync("git", ["-C", join(root, dir), ...args], { env: { ...process.env, GIT_CEILING_DIRECTORIES: base }, encoding: "utf8" });
     expect(git(".", "rev-parse", "--git-dir").stdout.trim()).toBe(".git");
-    expect(git(".", "config", "--get", "core.fsmonitor").stdout).toBe("");
+    expect(git(".", "config", "--get-all", "core.fsmonitor").stdout).toBe("tools/fsmon.sh\n");
     // Behind a link the hooks directory could not be renamed: its repository is unknown to git instead.
     const linked = spawnSync("git", ["-C", join(root, "linked"), "rev-parse", "--git-dir"], {
       env: { ...process.env, GIT_CEILING_DIRECTORIES: root },

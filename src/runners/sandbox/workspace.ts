@@ -1,7 +1,10 @@
-import { type Dirent, existsSync, readdirSync, readFileSync } from "node:fs";
+import { type Dirent, existsSync, readdirSync } from "node:fs";
 import { readdir } from "node:fs/promises";
-import { dirname, join, posix, relative, resolve } from "node:path";
+import { join, posix, relative } from "node:path";
+import { gitdirOf, type Named, namedByConfig } from "./git-config.js";
 import { inSystem, realOrPlanned, within } from "./view.js";
+
+export type { Named };
 
 /*
  * A sandboxed command's project root as the runners judge it: what a writable one holds that programs outside the
@@ -61,7 +64,7 @@ export async function protectedIn(workspace: string): Promise<Protected | string
   const paths = WORKSPACE_PROTECTED.flatMap((name) => (existsSync(join(workspace, name)) ? [realOrPlanned(join(workspace, name))] : []));
   const found = await gitDirectories(workspace);
   if (typeof found === "string") return found;
-  paths.push(...found.paths, ...found.named.flatMap((n) => (existsSync(n.path) ? [n.path] : [])));
+  paths.push(...found.paths, ...found.named.flatMap((n) => (existsSync(n.real) ? [n.real] : [])));
   const inside = [...new Set(paths.filter((path) => within(path, workspace)))];
   return {
     // A path inside another one bound read-only is read-only already (and Docker refuses a mount point given twice).
@@ -76,18 +79,6 @@ export interface Protected {
   paths: string[];
   named: Named[];
   complete: boolean;
-}
-
-/**
- * A path a git directory's config names that git runs or reads (core.hooksPath: the hooks directory; include.path: a
- * config file), as a real path, there at the start or not: bound read-only when it is there, and looked at once the
- * command has ended (runners/new-repos.ts), since a command could make it where it was not, or move its parent away.
- */
-export interface Named {
-  path: string;
-  /** The git directory whose config names it. */
-  repo: string;
-  what: "hooks directory" | "included config";
 }
 
 /** How many git directories and `.git`s the SSH runner's remote search gives at most: past it, it is not complete. */
@@ -157,77 +148,16 @@ async function gitDirectories(workspace: string): Promise<Protected | string> {
       if (entry.name === ".git") {
         if (entry.isSymbolicLink()) return gitLinkMessage(path);
         found.push(path);
-        if (entry.isFile()) found.push(...gitdirOf(path));
+        if (entry.isFile())
+          for (const gitDir of gitdirOf(path)) {
+            found.push(gitDir);
+            named.push(...namedByConfig(gitDir, dir));
+          }
         else if (entry.isDirectory()) named.push(...namedByConfig(path, dir));
       } else if (entry.isDirectory() && entry.name !== "node_modules") queue.push(path);
     }
   }
   return { paths: found, named, complete };
-}
-
-/**
- * What a git directory's config (and config.worktree) names that git runs or reads as config, as paths: core.hooksPath
- * (relative to the work tree `worktree`; husky's `.husky/_`, which git ignores and no diff shows) and include.path /
- * includeIf.*.path (relative to the config). One level: an included file's own includes are not followed.
- */
-function namedByConfig(gitDir: string, worktree: string): Named[] {
-  const paths: Named[] = [];
-  for (const file of ["config", "config.worktree"]) {
-    let text: string;
-    try {
-      text = readFileSync(join(gitDir, file), "utf8").slice(0, 256 * 1024);
-    } catch {
-      continue;
-    }
-    let section = "";
-    for (const raw of text.split("\n")) {
-      const line = raw.trim();
-      const header = /^\[\s*([A-Za-z0-9.-]+)/.exec(line);
-      if (header) section = header[1]!.toLowerCase();
-      const value = /^([A-Za-z0-9-]+)\s*=\s*(.*)$/.exec(line.replace(/^\[[^\]]*\]\s*/, ""));
-      if (!value) continue;
-      const key = value[1]!.toLowerCase();
-      const named = configValue(value[2]!);
-      if (!named || named.startsWith("~")) continue;
-      if (section === "core" && key === "hookspath") paths.push({ path: realOrPlanned(resolve(worktree, named)), repo: gitDir, what: "hooks directory" });
-      if ((section === "include" || section === "includeif") && key === "path")
-        paths.push({ path: realOrPlanned(resolve(gitDir, named)), repo: gitDir, what: "included config" });
-    }
-  }
-  return paths;
-}
-
-/** A config line's value as git reads it: quoted parts joined, `\` escapes taken, a `;` or `#` outside quotes ending it. */
-export function configValue(raw: string): string {
-  let out = "";
-  let quoted = false;
-  let pending = "";
-  for (let i = 0; i < raw.length; i++) {
-    const c = raw[i]!;
-    if (c === "\\" && i + 1 < raw.length) {
-      const next = raw[++i]!;
-      out += pending + ({ n: "\n", t: "\t", b: "\b" }[next] ?? next);
-      pending = "";
-    } else if (c === '"') quoted = !quoted;
-    else if (!quoted && (c === ";" || c === "#")) break;
-    else if (!quoted && (c === " " || c === "\t")) pending += c;
-    else {
-      out += pending + c;
-      pending = "";
-    }
-  }
-  // Blanks outside quotes count only between words: those at the end are never added.
-  return out;
-}
-
-/** The directory a `.git` file ("gitdir: …") points to, resolved; none when it says nothing readable. */
-function gitdirOf(file: string): string[] {
-  try {
-    const named = /^gitdir:\s*(.+?)\s*$/m.exec(readFileSync(file, "utf8").slice(0, 4096))?.[1];
-    return named ? [realOrPlanned(resolve(dirname(file), named))] : [];
-  } catch {
-    return [];
-  }
 }
 
 /**

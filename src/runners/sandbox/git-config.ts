@@ -1,0 +1,144 @@
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { realOrPlanned } from "./view.js";
+
+/*
+ * What a git directory's config names that git runs or reads, as paths, for the sandbox to keep read-only at a
+ * workspace-write command's start and to look at once it has ended (sandbox/workspace.ts, runners/new-repos.ts): a
+ * command may write the project, and git runs these wherever the person runs it there, outside any sandbox.
+ */
+
+/**
+ * A path a git directory's config names that git runs or reads (core.hooksPath: the hooks directory; include.path: a
+ * config file; a program a command value names by its path), as a real path, there at the start or not: bound
+ * read-only when it is there, and looked at once the command has ended, since a command could make it where it was
+ * not, or move its parent away.
+ */
+export interface Named {
+  /** As git finds it (a link on it not followed): what the look holds to its start. */
+  path: string;
+  /** Where it leads (a real path): what is bound read-only. */
+  real: string;
+  /** The git directory whose config names it. */
+  repo: string;
+  what: "hooks directory" | "included config" | "program";
+}
+
+/**
+ * The values git runs as a command (through a shell, from the work tree's top), by section and key ("*": any key):
+ * each of their words that names a path (holds a `/`) is a program, or a script handed to one, that git runs.
+ */
+const COMMANDS: Record<string, readonly string[]> = {
+  core: ["fsmonitor", "editor", "pager", "sshcommand", "askpass", "alternaterefscommand"],
+  sequence: ["editor"],
+  gpg: ["program"],
+  credential: ["helper"],
+  diff: ["textconv", "command", "external"],
+  filter: ["clean", "smudge", "process"],
+  merge: ["driver"],
+  pager: ["*"],
+  alias: ["*"],
+  difftool: ["cmd", "path"],
+  mergetool: ["cmd", "path"],
+  interactive: ["difffilter"],
+  web: ["browser"],
+  browser: ["cmd", "path"],
+  man: ["cmd", "path"],
+};
+
+/** How much of a config file is read, and how deep includes are followed (git's own limit is 10). */
+const CONFIG_BYTES = 256 * 1024;
+const INCLUDE_DEPTH = 10;
+
+/**
+ * What a git directory's config (and config.worktree; and those of the common directory a `commondir` names, as a
+ * linked work tree's git reads them) names, for git run in the work tree `worktree`: core.hooksPath and the programs
+ * of command values relative to the work tree (husky's `.husky/_`, which git ignores and no diff shows), include.path
+ * and includeIf.*.path relative to the config. One level: an included file's own includes are not followed.
+ */
+export function namedByConfig(gitDir: string, worktree: string): Named[] {
+  const dirs = [gitDir];
+  try {
+    const common = readFileSync(join(gitDir, "commondir"), "utf8").slice(0, 4096).trim();
+    if (common) dirs.push(resolve(gitDir, common));
+  } catch {
+    // No common directory: a repository's own git directory.
+  }
+  const named: Named[] = [];
+  for (const dir of dirs) for (const file of ["config", "config.worktree"]) namedIn(join(dir, file), gitDir, worktree, named, 0);
+  return named;
+}
+
+/**
+ * What the config file `file` (of the repository whose git directory is `repo`) names, for git run in `worktree`,
+ * added to `named`; the files it includes (relative to it) are read in turn, as deep as git reads them.
+ */
+function namedIn(file: string, repo: string, worktree: string, named: Named[], depth: number): void {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8").slice(0, CONFIG_BYTES);
+  } catch {
+    return;
+  }
+  const at = (base: string, given: string, what: Named["what"]) => {
+    const path = resolve(base, given);
+    named.push({ path, real: realOrPlanned(path), repo, what });
+    return path;
+  };
+  let section = "";
+  for (const raw of text.split("\n")) {
+    const line = raw.trim();
+    const header = /^\[\s*([A-Za-z0-9.-]+)/.exec(line);
+    if (header) section = header[1]!.toLowerCase();
+    const value = /^([A-Za-z0-9-]+)\s*=\s*(.*)$/.exec(line.replace(/^\[[^\]]*\]\s*/, ""));
+    if (!value) continue;
+    const key = value[1]!.toLowerCase();
+    const given = configValue(value[2]!);
+    if (!given || given.startsWith("~")) continue;
+    if (section === "core" && key === "hookspath") {
+      const hooks = at(worktree, given, "hooks directory");
+      // husky's hooks (`.husky/_/pre-commit`) run the scripts beside them (`.husky/pre-commit`, through `_/h`).
+      if (existsSync(join(hooks, "h"))) at(hooks, "..", "hooks directory");
+    } else if ((section === "include" || section === "includeif") && key === "path") {
+      const included = at(dirname(file), given, "included config");
+      if (depth < INCLUDE_DEPTH) namedIn(included, repo, worktree, named, depth + 1);
+    } else if (COMMANDS[section]?.some((k) => k === key || k === "*")) {
+      if (section === "alias" && !given.startsWith("!")) continue;
+      for (const word of given.replace(/^!/, "").split(/\s+/))
+        if (word.includes("/") && !word.startsWith("-")) at(worktree, word.replace(/^['"]|['"]$/g, ""), "program");
+    }
+  }
+}
+
+/** A config line's value as git reads it: quoted parts joined, `\` escapes taken, a `;` or `#` outside quotes ending it. */
+export function configValue(raw: string): string {
+  let out = "";
+  let quoted = false;
+  let pending = "";
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw[i]!;
+    if (c === "\\" && i + 1 < raw.length) {
+      const next = raw[++i]!;
+      out += pending + ({ n: "\n", t: "\t", b: "\b" }[next] ?? next);
+      pending = "";
+    } else if (c === '"') quoted = !quoted;
+    else if (!quoted && (c === ";" || c === "#")) break;
+    else if (!quoted && (c === " " || c === "\t")) pending += c;
+    else {
+      out += pending + c;
+      pending = "";
+    }
+  }
+  // Blanks outside quotes count only between words: those at the end are never added.
+  return out;
+}
+
+/** The directory a `.git` file ("gitdir: …") points to, resolved; none when it says nothing readable. */
+export function gitdirOf(file: string): string[] {
+  try {
+    const named = /^gitdir:\s*(.+?)\s*$/m.exec(readFileSync(file, "utf8").slice(0, 4096))?.[1];
+    return named ? [realOrPlanned(resolve(dirname(file), named))] : [];
+  } catch {
+    return [];
+  }
+}
