@@ -1,6 +1,6 @@
 import { type Dirent, lstatSync, readlinkSync, realpathSync, renameSync } from "node:fs";
 import { readdir } from "node:fs/promises";
-import { basename, dirname, join, relative } from "node:path";
+import { basename, dirname, join, relative, sep } from "node:path";
 import { PassThrough, type Readable } from "node:stream";
 import type { ExecResult, Execution } from "./backend.js";
 import { within } from "./sandbox/view.js";
@@ -91,19 +91,34 @@ function untrustNamed(workspace: string, named: readonly NamedThen[]): string[] 
     try {
       lines.push(`spool: ${what}, so it was renamed ${basename(renameAside(n.path))}: read it (with cat) before you rename it back\n`);
     } catch (error) {
-      try {
-        renameAside(join(n.repo, "HEAD"));
-        lines.push(
-          `spool: ${what}; it could not be renamed (${(error as Error).message}), so ${shown(join(n.repo, "HEAD"))} was renamed HEAD${UNTRUSTED_SUFFIX}: look at ${shown(n.path)} before you rename it back\n`,
-        );
-      } catch (again) {
-        lines.push(
-          `spool: ${what}; neither it nor the repository's HEAD could be renamed (${(again as Error).message}): look at it before you run git there\n`,
-        );
-      }
+      // A link on its path since: the link is renamed (git there finds nothing), else the repository's HEAD.
+      const instead = [linkOnPath(workspace, n.path), join(n.repo, "HEAD")].filter((p): p is string => p !== null);
+      const renamed = instead.find((path) => {
+        try {
+          renameAside(path);
+          return true;
+        } catch {
+          return false;
+        }
+      });
+      lines.push(
+        renamed
+          ? `spool: ${what}; it could not be renamed (${(error as Error).message}), so ${shown(renamed)} was renamed ${basename(renamed)}${UNTRUSTED_SUFFIX}: look at ${shown(n.path)} before you rename it back\n`
+          : `spool: ${what}; neither it, a link on its path, nor the repository's HEAD could be renamed: look at it before you run git there\n`,
+      );
     }
   }
   return lines;
+}
+
+/** The first symbolic link on `path` below `workspace` (the one nearest the workspace), or null. */
+function linkOnPath(workspace: string, path: string): string | null {
+  let at = workspace;
+  for (const part of relative(workspace, path).split(sep).slice(0, -1)) {
+    at = join(at, part);
+    if (lstatSync(at, { throwIfNoEntry: false })?.isSymbolicLink()) return at;
+  }
+  return null;
 }
 
 /**

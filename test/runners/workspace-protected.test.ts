@@ -263,6 +263,8 @@ describeWithBwrap("workspace-write never writes what a login runs", () => {
       ["inc", "[include]\n\tpath = ../../inc.gitconfig\n"],
       ["link2", "[core]\n\thooksPath = .githooks\n"],
       ["hk", "[core]\n\thooksPath = .husky/_\n"],
+      ["nl", "[core]\n\thooksPath = .husky/_\n"],
+      ["gh", ""],
     ] as const) {
       mkdirSync(join(root, repo, ".git/objects"), { recursive: true });
       mkdirSync(join(root, repo, ".git/refs"), { recursive: true });
@@ -279,6 +281,8 @@ describeWithBwrap("workspace-write never writes what a login runs", () => {
     writeFileSync(join(root, ".git/worktrees/wt/commondir"), "../..\n");
     writeFileSync(join(root, ".git/worktrees/wt/HEAD"), "ref: refs/heads/main\n");
     mkdirSync(home, { recursive: true });
+    // The user's own config: a relative hooks path there is every work tree's.
+    writeFileSync(join(home, ".gitconfig"), "[core]\n\thooksPath = .ghooks\n");
     client = await runnerWithHome("ww-named", root, home);
     const planted = "printf '[core]\\n\\tfsmonitor = touch /tmp/pwned\\n'";
     const done = await runTool(
@@ -298,10 +302,15 @@ describeWithBwrap("workspace-write never writes what a login runs", () => {
         ["included-hooks", "mkdir -p inc/.hooks && echo 'touch /tmp/pwned' > inc/.hooks/post-index-change"],
         ["replaced-link", "rm link2/.githooks && mkdir link2/.githooks && echo 'touch /tmp/pwned' > link2/.githooks/post-index-change"],
         ["husky-script", "echo 'touch /tmp/pwned' > hk/.husky/pre-commit"],
+        ["global", "mkdir -p gh/.ghooks && echo 'touch /tmp/pwned' > gh/.ghooks/post-index-change"],
+        [
+          "moved-repo",
+          "mkdir -p node_modules && mv nl node_modules/nl2 && ln -s node_modules/nl2 nl && mkdir -p nl/.husky/_ && echo 'touch /tmp/pwned' > nl/.husky/_/post-index-change",
+        ],
       ]),
     );
     expect(done.out).toBe(
-      "bound=refused\nmoved=written\nincluded=written\nlink=written\nprogram=refused\nalias=written\nworktree=written\naway=written\nincluded-hooks=written\nreplaced-link=written\nhusky-script=refused\n",
+      "bound=refused\nmoved=written\nincluded=written\nlink=written\nprogram=refused\nalias=written\nworktree=written\naway=written\nincluded-hooks=written\nreplaced-link=written\nhusky-script=refused\nglobal=written\nmoved-repo=written\n",
     );
     // Moved away whole: nothing is there for git to run, and nothing is said of it.
     expect(done.err).not.toContain("tools/fsmon.sh");
@@ -331,15 +340,17 @@ describeWithBwrap("workspace-write never writes what a login runs", () => {
       spawnSync("git", ["-C", join(root, dir), ...args], { env: { ...process.env, GIT_CEILING_DIRECTORIES: base }, encoding: "utf8" });
     expect(git(".", "rev-parse", "--git-dir").stdout.trim()).toBe(".git");
     expect(git(".", "config", "--get-all", "core.fsmonitor").stdout).toBe("tools/fsmon.sh\n");
-    // Behind a link the hooks directory could not be renamed: its repository is unknown to git instead.
-    const linked = spawnSync("git", ["-C", join(root, "linked"), "rev-parse", "--git-dir"], {
-      env: { ...process.env, GIT_CEILING_DIRECTORIES: root },
-      encoding: "utf8",
-    });
-    expect(linked.status).not.toBe(0);
-    expect(existsSync(join(root, "linked/.git/HEAD.spool-untrusted"))).toBe(true);
+    // Behind a link the hooks directory could not be renamed: the link is, so git there finds no hooks directory.
+    expect(lstatSync(join(root, "linked/.husky.spool-untrusted")).isSymbolicLink()).toBe(true);
+    expect(existsSync(join(root, "linked/.husky"))).toBe(false);
     expect(done.err).toContain("spool: linked/.husky/_, which the config of linked/.git names as its hooks directory, is not what it was");
-    expect(done.err).toContain("so linked/.git/HEAD was renamed HEAD.spool-untrusted");
+    expect(done.err).toContain("so linked/.husky was renamed .husky.spool-untrusted");
+    expect(existsSync(join(root, "gh/.ghooks.spool-untrusted/post-index-change"))).toBe(true);
+    expect(done.err).toContain("spool: gh/.ghooks, which the config of gh/.git names as its hooks directory, is not what it was");
+    // The repository moved into node_modules (which the look does not read) and a link left in its place: the link is renamed.
+    expect(lstatSync(join(root, "nl.spool-untrusted")).isSymbolicLink()).toBe(true);
+    expect(done.err).toContain("spool: nl/.husky/_, which the config of nl/.git names as its hooks directory, is not what it was");
+    expect(done.err).toContain("so nl was renamed nl.spool-untrusted");
     client.close();
   });
 });

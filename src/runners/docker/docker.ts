@@ -9,6 +9,7 @@ import type { NetworkKind } from "../../protocol/sandbox.js";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, type ExecutionTarget, firstLine, StartError } from "../backend.js";
 import { signalName, streamControl, TTY_TERM } from "../control.js";
 import { type NewRepos, reposFrom, untrustingNewRepositories } from "../new-repos.js";
+import { gitReader } from "../sandbox/git-config.js";
 import { egressUnavailable, noSandbox, once, SANDBOX_OFF, type SandboxInfo, type SandboxMode, sandboxOf, sandboxResult } from "../sandbox/sandbox.js";
 import { mountCheck } from "../sandbox/setup.js";
 import { expandHome, localHomes, loginHomes, mountsProblem, pathIdentity, realOrPlanned, runnerHomes } from "../sandbox/view.js";
@@ -228,7 +229,7 @@ export class DockerBackend implements Backend {
       // On this machine's engine, a sandboxed root is checked and protected as the local runner's (sandbox/workspace.ts projectMounts).
       const here = sandbox && !this.options.engine;
       const planned = here
-        ? await projectMounts(real, target, sandbox.mode, runnerHomes(home), loginHomes(this.options.passwd))
+        ? await projectMounts(real, target, sandbox.mode, runnerHomes(home), loginHomes(this.options.passwd), gitReader(home, process.env))
         : { mounts: [{ source: real, target, readOnly }], named: [], complete: true };
       if (typeof planned === "string") throw new StartError(`Cannot start the command: ${planned}`);
       const mounts = planned.mounts;

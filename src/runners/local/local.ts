@@ -11,6 +11,7 @@ import { type NewRepos, reposFrom, untrustingNewRepositories } from "../new-repo
 import { OutputPipe } from "../output.js";
 import { type EgressDir, egressDir, egressLauncher, egressVariables } from "../sandbox/egress.js";
 import { type CopiedDir, systemCopies } from "../sandbox/etc-view.js";
+import { gitReader } from "../sandbox/git-config.js";
 import { networkLauncher } from "../sandbox/network.js";
 import {
   bwrapArgs,
@@ -44,7 +45,7 @@ import {
   viewRefusal,
   viewRefusalMessage,
 } from "../sandbox/view.js";
-import { configuredPathsProblem, cwdOutsideMessage, protectedIn, rootMovedMessage } from "../sandbox/workspace.js";
+import { configuredPathsProblem, cwdOutsideMessage, protectedIn, rootMovedMessage, UNPROTECTED } from "../sandbox/workspace.js";
 import { shellScript } from "../shell.js";
 import { supervise, withManyListeners } from "../supervise.js";
 import { type CommandCgroup, type ContainerChoice, type ContainerInfo, containment } from "./container.js";
@@ -322,7 +323,7 @@ export class LocalBackend implements Backend {
     if (!root.length) throw new StartError(`Cannot start the command: the project root ${workspace} is not there`);
     const [readOnly, writable] = [present(checked.readOnly), present(checked.writable)];
     // A login's files and git's directories, where the project has them: read-only inside a writable workspace.
-    const inside = sandbox.mode === "workspace-write" ? await protectedIn(workspace) : { paths: [], named: [], complete: true };
+    const inside = sandbox.mode === "workspace-write" ? await protectedIn(workspace, gitReader(base.HOME, this.#environ)) : UNPROTECTED;
     if (typeof inside === "string") throw new StartError(`Cannot start the command: ${inside}`);
     const protect = present(inside.paths);
     // The repositories it could write, looked for once it has ended (new-repos.ts); what was bound is kept.

@@ -56,7 +56,20 @@ const INCLUDE_DEPTH = 10;
  * of command values relative to the work tree (husky's `.husky/_`, which git ignores and no diff shows), include.path
  * and includeIf.*.path relative to the config. One level: an included file's own includes are not followed.
  */
-export function namedByConfig(gitDir: string, worktree: string): Named[] {
+/** Whose git reads the configs: their home (for `~/`), and the configs every repository of theirs reads (global, system). */
+export interface GitReader {
+  home: string | null;
+  configs: readonly string[];
+}
+
+/** The git user whose home is `home` and whose environment is `env`: their global config files and the system's. */
+export function gitReader(home: string | undefined, env: NodeJS.ProcessEnv): GitReader {
+  if (!home) return { home: null, configs: ["/etc/gitconfig"] };
+  const global = env.GIT_CONFIG_GLOBAL ? [env.GIT_CONFIG_GLOBAL] : [join(env.XDG_CONFIG_HOME || join(home, ".config"), "git/config"), join(home, ".gitconfig")];
+  return { home, configs: [env.GIT_CONFIG_SYSTEM || "/etc/gitconfig", ...global] };
+}
+
+export function namedByConfig(gitDir: string, worktree: string, reader: GitReader = { home: null, configs: [] }): Named[] {
   const dirs = [gitDir];
   try {
     const common = readFileSync(join(gitDir, "commondir"), "utf8").slice(0, 4096).trim();
@@ -65,7 +78,9 @@ export function namedByConfig(gitDir: string, worktree: string): Named[] {
     // No common directory: a repository's own git directory.
   }
   const named: Named[] = [];
-  for (const dir of dirs) for (const file of ["config", "config.worktree"]) namedIn(join(dir, file), gitDir, worktree, named, 0);
+  // The user's and the system's first: a relative core.hooksPath there is each work tree's.
+  const files = [...reader.configs, ...dirs.flatMap((dir) => [join(dir, "config"), join(dir, "config.worktree")])];
+  for (const file of files) namedIn(file, gitDir, worktree, named, 0, reader.home);
   return named;
 }
 
@@ -73,7 +88,7 @@ export function namedByConfig(gitDir: string, worktree: string): Named[] {
  * What the config file `file` (of the repository whose git directory is `repo`) names, for git run in `worktree`,
  * added to `named`; the files it includes (relative to it) are read in turn, as deep as git reads them.
  */
-function namedIn(file: string, repo: string, worktree: string, named: Named[], depth: number): void {
+function namedIn(file: string, repo: string, worktree: string, named: Named[], depth: number, home: string | null): void {
   let text: string;
   try {
     text = readFileSync(file, "utf8").slice(0, CONFIG_BYTES);
@@ -93,7 +108,9 @@ function namedIn(file: string, repo: string, worktree: string, named: Named[], d
     const value = /^([A-Za-z0-9-]+)\s*=\s*(.*)$/.exec(line.replace(/^\[[^\]]*\]\s*/, ""));
     if (!value) continue;
     const key = value[1]!.toLowerCase();
-    const given = configValue(value[2]!);
+    const read = configValue(value[2]!);
+    // `~/` is the user's home, as git reads it; another user's (`~name/`) is not looked for.
+    const given = read.startsWith("~/") && home ? join(home, read.slice(2)) : read;
     if (!given || given.startsWith("~")) continue;
     if (section === "core" && key === "hookspath") {
       const hooks = at(worktree, given, "hooks directory");
@@ -101,7 +118,7 @@ function namedIn(file: string, repo: string, worktree: string, named: Named[], d
       if (existsSync(join(hooks, "h"))) at(hooks, "..", "hooks directory");
     } else if ((section === "include" || section === "includeif") && key === "path") {
       const included = at(dirname(file), given, "included config");
-      if (depth < INCLUDE_DEPTH) namedIn(included, repo, worktree, named, depth + 1);
+      if (depth < INCLUDE_DEPTH) namedIn(included, repo, worktree, named, depth + 1, home);
     } else if (COMMANDS[section]?.some((k) => k === key || k === "*")) {
       if (section === "alias" && !given.startsWith("!")) continue;
       for (const word of given.replace(/^!/, "").split(/\s+/))

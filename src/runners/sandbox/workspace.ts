@@ -1,7 +1,7 @@
 import { type Dirent, existsSync, readdirSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { join, posix, relative } from "node:path";
-import { gitdirOf, type Named, namedByConfig } from "./git-config.js";
+import { type GitReader, gitdirOf, type Named, namedByConfig } from "./git-config.js";
 import { inSystem, realOrPlanned, within } from "./view.js";
 
 export type { Named };
@@ -60,9 +60,9 @@ export const GIT_SEARCH = { entries: 100_000, atOnce: 20_000 } as const;
  * file points to inside it; `complete`: the search read all of the project. A message when one cannot be protected:
  * a `.git` that is a symbolic link (the link itself would stay writable).
  */
-export async function protectedIn(workspace: string): Promise<Protected | string> {
+export async function protectedIn(workspace: string, reader?: GitReader): Promise<Protected | string> {
   const paths = WORKSPACE_PROTECTED.flatMap((name) => (existsSync(join(workspace, name)) ? [realOrPlanned(join(workspace, name))] : []));
-  const found = await gitDirectories(workspace);
+  const found = await gitDirectories(workspace, reader);
   if (typeof found === "string") return found;
   paths.push(...found.paths, ...found.named.flatMap((n) => (existsSync(n.real) ? [n.real] : [])));
   const inside = [...new Set(paths.filter((path) => within(path, workspace)))];
@@ -73,6 +73,9 @@ export async function protectedIn(workspace: string): Promise<Protected | string
     complete: found.complete,
   };
 }
+
+/** What a project that is not writable keeps: nothing more. */
+export const UNPROTECTED: Protected = { paths: [], named: [], complete: true };
 
 /** What a writable project keeps read-only (`paths`), what its git configs name (`named`), whether the search read all of it. */
 export interface Protected {
@@ -119,7 +122,7 @@ export const rootGitMessage = (root: string) =>
  * `node_modules` aside); a message for a `.git` that is a link, or a root that is a git directory. A directory that
  * cannot be read makes the search incomplete.
  */
-async function gitDirectories(workspace: string): Promise<Protected | string> {
+async function gitDirectories(workspace: string, reader?: GitReader): Promise<Protected | string> {
   const found: string[] = [];
   const named: Named[] = [];
   let read = 0;
@@ -140,7 +143,7 @@ async function gitDirectories(workspace: string): Promise<Protected | string> {
     if (isGitDirectory(entries)) {
       if (dir === workspace) return rootGitMessage(workspace);
       found.push(dir);
-      named.push(...namedByConfig(dir, dir));
+      named.push(...namedByConfig(dir, dir, reader));
       continue;
     }
     for (const entry of entries) {
@@ -151,9 +154,9 @@ async function gitDirectories(workspace: string): Promise<Protected | string> {
         if (entry.isFile())
           for (const gitDir of gitdirOf(path)) {
             found.push(gitDir);
-            named.push(...namedByConfig(gitDir, dir));
+            named.push(...namedByConfig(gitDir, dir, reader));
           }
-        else if (entry.isDirectory()) named.push(...namedByConfig(path, dir));
+        else if (entry.isDirectory()) named.push(...namedByConfig(path, dir, reader));
       } else if (entry.isDirectory() && entry.name !== "node_modules") queue.push(path);
     }
   }
@@ -219,11 +222,12 @@ export async function projectMounts(
   mode: "read-only" | "workspace-write",
   homes: readonly string[],
   userHomes: readonly string[],
+  reader?: GitReader,
 ): Promise<{ mounts: { source: string; target: string; readOnly: boolean }[]; named: Named[]; complete: boolean } | string> {
   const refused = homeRootProblem(real, mode, homes, userHomes);
   if (refused) return refused;
   const readOnly = mode === "read-only";
-  const inside = readOnly ? { paths: [], named: [], complete: true } : await protectedIn(real);
+  const inside = readOnly ? UNPROTECTED : await protectedIn(real, reader);
   if (typeof inside === "string") return inside;
   const kept = inside.paths.map((path) => ({ source: path, target: posix.join(target, relative(real, path)), readOnly: true }));
   return { mounts: [{ source: real, target, readOnly }, ...kept], named: inside.named, complete: inside.complete };
