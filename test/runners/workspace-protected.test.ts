@@ -274,6 +274,9 @@ describeWithBwrap("workspace-write never writes what a login runs", () => {
     writeFileSync(join(root, "inc.gitconfig"), "[core]\n\thooksPath = .hooks\n");
     mkdirSync(join(root, "hooks-target"));
     symlinkSync("../hooks-target", join(root, "link2/.githooks"));
+    // A FIFO where a config or a commondir would be (a command may leave one): never waited on, or no command would start.
+    mkdirSync(join(root, "fifo-cfg/.git"), { recursive: true });
+    for (const fifo of ["fifo-cfg/.git/config", "fifo-cfg/.git/commondir"]) expect(spawnSync("mkfifo", [join(root, fifo)]).status).toBe(0);
     mkdirSync(join(root, "hk/.husky/_"), { recursive: true });
     writeFileSync(join(root, "hk/.husky/_/h"), "#!/bin/sh\n");
     // A linked work tree inside the project: git there reads the main config, and runs its hooks from wt/.husky/_.

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from "node:fs";
+import { closeSync, constants, existsSync, fstatSync, openSync, readSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { realOrPlanned } from "./view.js";
 
@@ -50,12 +50,6 @@ const COMMANDS: Record<string, readonly string[]> = {
 const CONFIG_BYTES = 256 * 1024;
 const INCLUDE_DEPTH = 10;
 
-/**
- * What a git directory's config (and config.worktree; and those of the common directory a `commondir` names, as a
- * linked work tree's git reads them) names, for git run in the work tree `worktree`: core.hooksPath and the programs
- * of command values relative to the work tree (husky's `.husky/_`, which git ignores and no diff shows), include.path
- * and includeIf.*.path relative to the config. One level: an included file's own includes are not followed.
- */
 /** Whose git reads the configs: their home (for `~/`), and the configs every repository of theirs reads (global, system). */
 export interface GitReader {
   home: string | null;
@@ -69,14 +63,18 @@ export function gitReader(home: string | undefined, env: NodeJS.ProcessEnv): Git
   return { home, configs: [env.GIT_CONFIG_SYSTEM || "/etc/gitconfig", ...global] };
 }
 
+/**
+ * What a git directory's config (and config.worktree; and those of the common directory a `commondir` names, as a
+ * linked work tree's git reads them; and the user's and the system's, `reader`) names, for git run in the work tree
+ * `worktree`: core.hooksPath and the programs of command values relative to the work tree (husky's `.husky/_`, which
+ * git ignores and no diff shows), include.path and includeIf.*.path relative to the config that names them, followed
+ * as deep as git follows them.
+ */
 export function namedByConfig(gitDir: string, worktree: string, reader: GitReader = { home: null, configs: [] }): Named[] {
   const dirs = [gitDir];
-  try {
-    const common = readFileSync(join(gitDir, "commondir"), "utf8").slice(0, 4096).trim();
-    if (common) dirs.push(resolve(gitDir, common));
-  } catch {
-    // No common directory: a repository's own git directory.
-  }
+  // A linked work tree's or a submodule's git directory: the common one holds the config.
+  const common = readRegular(join(gitDir, "commondir"), 4096)?.trim();
+  if (common) dirs.push(resolve(gitDir, common));
   const named: Named[] = [];
   // The user's and the system's first: a relative core.hooksPath there is each work tree's.
   const files = [...reader.configs, ...dirs.flatMap((dir) => [join(dir, "config"), join(dir, "config.worktree")])];
@@ -89,12 +87,8 @@ export function namedByConfig(gitDir: string, worktree: string, reader: GitReade
  * added to `named`; the files it includes (relative to it) are read in turn, as deep as git reads them.
  */
 function namedIn(file: string, repo: string, worktree: string, named: Named[], depth: number, home: string | null): void {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8").slice(0, CONFIG_BYTES);
-  } catch {
-    return;
-  }
+  const text = readRegular(file, CONFIG_BYTES);
+  if (text === null) return;
   const at = (base: string, given: string, what: Named["what"]) => {
     const path = resolve(base, given);
     named.push({ path, real: realOrPlanned(path), repo, what });
@@ -153,9 +147,31 @@ export function configValue(raw: string): string {
 /** The directory a `.git` file ("gitdir: …") points to, resolved; none when it says nothing readable. */
 export function gitdirOf(file: string): string[] {
   try {
-    const named = /^gitdir:\s*(.+?)\s*$/m.exec(readFileSync(file, "utf8").slice(0, 4096))?.[1];
+    const named = /^gitdir:\s*(.+?)\s*$/m.exec(readRegular(file, 4096) ?? "")?.[1];
     return named ? [realOrPlanned(resolve(dirname(file), named))] : [];
   } catch {
     return [];
+  }
+}
+
+/**
+ * The start of `file` (at most `max` bytes) as text when it is a regular file, else null: what a command left in the
+ * project is read, and a FIFO there (or a device) would hold the runner's event loop for ever; it is never waited on.
+ */
+export function readRegular(file: string, max: number): string | null {
+  let fd: number;
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  } catch {
+    return null;
+  }
+  try {
+    if (!fstatSync(fd).isFile()) return null;
+    const buffer = Buffer.alloc(max);
+    return buffer.subarray(0, readSync(fd, buffer, 0, max, 0)).toString("utf8");
+  } catch {
+    return null;
+  } finally {
+    closeSync(fd);
   }
 }
