@@ -3,7 +3,7 @@ import { readdir } from "node:fs/promises";
 import { basename, dirname, join, relative, sep } from "node:path";
 import { PassThrough, type Readable } from "node:stream";
 import type { ExecResult, Execution } from "./backend.js";
-import { within } from "./sandbox/view.js";
+import { realOrPlanned, within } from "./sandbox/view.js";
 import { GIT_SEARCH, isGitDirectory, type Named } from "./sandbox/workspace.js";
 
 /*
@@ -51,13 +51,34 @@ export const keptAsNow = (paths: readonly string[]): Kept[] =>
     return id === null ? [] : [{ path, id }];
   });
 
-/** What a git config named, with what it was at the start (null: not there). */
+/** What a git config named, with what it was at the start: itself (null: not there), and what lies on its way. */
 export interface NamedThen extends Named {
   id: string | null;
+  /** It was a link (not bound: where it leads is). */
+  link: boolean;
+  /** The directories from the project root down to it, and to where it leads, with that (`chainOf`). */
+  way: string;
 }
 
-/** `named` as it is now: what the look holds each to once the command has ended. */
-export const namedAsNow = (named: readonly Named[]): NamedThen[] => named.map((n) => ({ ...n, id: namedIdentity(n.path) }));
+/** `named` in `workspace` as it is now: what the look holds each to once the command has ended. */
+export const namedAsNow = (workspace: string, named: readonly Named[]): NamedThen[] =>
+  named.map((n) => ({
+    ...n,
+    id: namedIdentity(n.path),
+    link: lstatSync(n.path, { throwIfNoEntry: false })?.isSymbolicLink() ?? false,
+    way: wayOf(workspace, n),
+  }));
+
+/** What lies on a named path's way (each directory from `workspace` down, and where it leads with what that is). */
+const wayOf = (workspace: string, n: Named) => `${chainOf(workspace, n.path)}>${realOrPlanned(n.path)}>${chainOf(workspace, n.real)}>${identity(n.real)}`;
+
+/** Each directory between `workspace` and `path` (neither included) as it is: identity, type, where a link leads. */
+function chainOf(workspace: string, path: string): string {
+  if (!within(path, workspace)) return "";
+  let at = workspace;
+  const parts = relative(workspace, path).split(sep).slice(0, -1);
+  return parts.map((part) => namedIdentity((at = join(at, part))) ?? "-").join("/");
+}
 
 /**
  * What a named path is: its identity, its type, and where it leads when it is a link. A named path that is not bound
@@ -76,6 +97,21 @@ function namedIdentity(path: string): string | null {
 }
 
 /**
+ * Whether the command could have put something of its own where a named path is: something on its way changed (a
+ * directory moved away and another made, a link put there, where a link leads moved), or one not there at the start
+ * is there now, or one that was a link (not bound) is another now. One bound read-only, with its way unchanged, the
+ * command could not replace (a person's editor writing it anew outside meanwhile is theirs); one not there now
+ * (moved away whole) leaves git nothing to run; a directory is not run as a program.
+ */
+function namedChanged(workspace: string, n: NamedThen): boolean {
+  const now = namedIdentity(n.path);
+  if (n.what === "program" && lstatSync(n.path, { throwIfNoEntry: false })?.isDirectory()) return false;
+  if (wayOf(workspace, n) !== n.way) return now !== null || linkOnPath(workspace, n.path) !== null;
+  if (now === null) return false;
+  return n.id === null || (n.link && now !== n.id);
+}
+
+/**
  * What a git config named that is not what it was at the start (made where it was not, replaced, or its parent moved
  * away and another put there): the command made it, and git would run or read it. Each is renamed aside, or, when it
  * cannot be (a link on its path since), the repository whose config names it is made unknown to git. Its lines.
@@ -84,9 +120,7 @@ function untrustNamed(workspace: string, named: readonly NamedThen[]): string[] 
   const lines: string[] = [];
   const shown = (path: string) => relative(workspace, path) || ".";
   for (const n of named) {
-    const now = namedIdentity(n.path);
-    // Not there (moved away with its parent, say): git finds nothing to run or read there.
-    if (now === n.id || now === null) continue;
+    if (!namedChanged(workspace, n)) continue;
     const what = `${shown(n.path)}, which the config of ${shown(n.repo)} names as its ${n.what}, is not what it was when this command started (it made, replaced or moved it); git ${{ "hooks directory": "runs the hooks in it", "included config": "reads it as config", program: "runs it" }[n.what]} wherever the person runs git there`;
     try {
       lines.push(`spool: ${what}, so it was renamed ${basename(renameAside(n.path))}: read it (with cat) before you rename it back\n`);
@@ -240,7 +274,7 @@ export const reposFrom = (
   workspace,
   since: Date.now(),
   kept: keptAsNow(kept.map((k) => ("path" in k ? k.path : k.source))),
-  named: namedAsNow(protect.named),
+  named: namedAsNow(workspace, protect.named),
   complete: protect.complete,
 });
 

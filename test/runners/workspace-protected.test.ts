@@ -265,6 +265,10 @@ describeWithBwrap("workspace-write never writes what a login runs", () => {
       ["hk", "[core]\n\thooksPath = .husky/_\n"],
       ["nl", "[core]\n\thooksPath = .husky/_\n"],
       ["gh", ""],
+      ["lt", "[core]\n\thooksPath = .githooks\n"],
+      ["pc", "[core]\n\thooksPath = tools-pc/hooks\n"],
+      // Includes itself, fanning out: read once (git stops at its depth; ten to the fourth reads would hold the start).
+      ["fan", `[include]\n${"\tpath = config\n".repeat(4)}`],
     ] as const) {
       mkdirSync(join(root, repo, ".git/objects"), { recursive: true });
       mkdirSync(join(root, repo, ".git/refs"), { recursive: true });
@@ -276,6 +280,7 @@ describeWithBwrap("workspace-write never writes what a login runs", () => {
     symlinkSync("../hooks-target", join(root, "link2/.githooks"));
     // A FIFO where a config or a commondir would be (a command may leave one): never waited on, or no command would start.
     mkdirSync(join(root, "fifo-cfg/.git"), { recursive: true });
+    writeFileSync(join(root, "fifo-cfg/.git/HEAD"), "ref: refs/heads/main\n");
     for (const fifo of ["fifo-cfg/.git/config", "fifo-cfg/.git/commondir"]) expect(spawnSync("mkfifo", [join(root, fifo)]).status).toBe(0);
     mkdirSync(join(root, "hk/.husky/_"), { recursive: true });
     writeFileSync(join(root, "hk/.husky/_/h"), "#!/bin/sh\n");
@@ -285,7 +290,12 @@ describeWithBwrap("workspace-write never writes what a login runs", () => {
     writeFileSync(join(root, ".git/worktrees/wt/HEAD"), "ref: refs/heads/main\n");
     mkdirSync(home, { recursive: true });
     // The user's own config: a relative hooks path there is every work tree's.
-    writeFileSync(join(home, ".gitconfig"), "[core]\n\thooksPath = .ghooks\n");
+    // Aliases that name the project's own directories: nothing of them is bound or renamed (a program is a file).
+    writeFileSync(join(home, ".gitconfig"), "[core]\n\thooksPath = .ghooks\n[alias]\n\tt = !npm test -- src/\n\tp = !npx prettier --write ./\n");
+    // A hooks path that is a link at the start, and one bound whose parent a command may swap for a link.
+    mkdirSync(join(root, "lt-hooks/githooks"), { recursive: true });
+    symlinkSync("../lt-hooks/githooks", join(root, "lt/.githooks"));
+    mkdirSync(join(root, "pc/tools-pc/hooks"), { recursive: true });
     client = await runnerWithHome("ww-named", root, home);
     const planted = "printf '[core]\\n\\tfsmonitor = touch /tmp/pwned\\n'";
     const done = await runTool(
@@ -306,6 +316,13 @@ describeWithBwrap("workspace-write never writes what a login runs", () => {
         ["replaced-link", "rm link2/.githooks && mkdir link2/.githooks && echo 'touch /tmp/pwned' > link2/.githooks/post-index-change"],
         ["husky-script", "echo 'touch /tmp/pwned' > hk/.husky/pre-commit"],
         ["global", "mkdir -p gh/.ghooks && echo 'touch /tmp/pwned' > gh/.ghooks/post-index-change"],
+        ["scaffold", "mkdir -p src dist && echo x > src/a && echo y > top-file"],
+        ["link-target", "mv lt-hooks lt-hooks.old && mkdir -p lt-hooks/githooks && echo 'touch /tmp/pwned' > lt-hooks/githooks/post-index-change"],
+        // Where the link leads depends on who follows it: git, run in pc, finds pc/evil-pc/hooks.
+        [
+          "proc-link",
+          "mv pc/tools-pc pc/tools-pc.old && ln -s /proc/self/cwd/evil-pc pc/tools-pc && mkdir -p pc/evil-pc/hooks && echo 'touch /tmp/pwned' > pc/evil-pc/hooks/post-index-change",
+        ],
         [
           "moved-repo",
           "mkdir -p node_modules && mv nl node_modules/nl2 && ln -s node_modules/nl2 nl && mkdir -p nl/.husky/_ && echo 'touch /tmp/pwned' > nl/.husky/_/post-index-change",
@@ -313,7 +330,7 @@ describeWithBwrap("workspace-write never writes what a login runs", () => {
       ]),
     );
     expect(done.out).toBe(
-      "bound=refused\nmoved=written\nincluded=written\nlink=written\nprogram=refused\nalias=written\nworktree=written\naway=written\nincluded-hooks=written\nreplaced-link=written\nhusky-script=refused\nglobal=written\nmoved-repo=written\n",
+      "bound=refused\nmoved=written\nincluded=written\nlink=written\nprogram=refused\nalias=written\nworktree=written\naway=written\nincluded-hooks=written\nreplaced-link=written\nhusky-script=refused\nglobal=written\nscaffold=written\nlink-target=written\nproc-link=written\nmoved-repo=written\n",
     );
     // Moved away whole: nothing is there for git to run, and nothing is said of it.
     expect(done.err).not.toContain("tools/fsmon.sh");
@@ -350,9 +367,15 @@ describeWithBwrap("workspace-write never writes what a login runs", () => {
     expect(done.err).toContain("so linked/.husky was renamed .husky.spool-untrusted");
     expect(existsSync(join(root, "gh/.ghooks.spool-untrusted/post-index-change"))).toBe(true);
     expect(done.err).toContain("spool: gh/.ghooks, which the config of gh/.git names as its hooks directory, is not what it was");
+    expect(readFileSync(join(root, "src/a"), "utf8")).toBe("x\n");
+    expect(done.err).not.toMatch(/spool: (src|dist|top-file|\.)[,/ ]/);
+    expect(lstatSync(join(root, "lt/.githooks.spool-untrusted")).isSymbolicLink()).toBe(true);
+    expect(done.err).toContain("spool: lt/.githooks, which the config of lt/.git names as its hooks directory, is not what it was");
+    expect(lstatSync(join(root, "pc/tools-pc.spool-untrusted")).isSymbolicLink()).toBe(true);
+    expect(done.err).toContain("so pc/tools-pc was renamed tools-pc.spool-untrusted");
     // The repository moved into node_modules (which the look does not read) and a link left in its place: the link is renamed.
     expect(lstatSync(join(root, "nl.spool-untrusted")).isSymbolicLink()).toBe(true);
-    expect(done.err).toContain("spool: nl/.husky/_, which the config of nl/.git names as its hooks directory, is not what it was");
+    expect(done.err).toMatch(/spool: nl\/\S+, which the config of nl\/\.git names as its hooks directory, is not what it was/);
     expect(done.err).toContain("so nl was renamed nl.spool-untrusted");
     client.close();
   });

@@ -1,4 +1,4 @@
-import { closeSync, constants, existsSync, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, constants, existsSync, fstatSync, openSync, readSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { realOrPlanned } from "./view.js";
 
@@ -50,17 +50,35 @@ const COMMANDS: Record<string, readonly string[]> = {
 const CONFIG_BYTES = 256 * 1024;
 const INCLUDE_DEPTH = 10;
 
-/** Whose git reads the configs: their home (for `~/`), and the configs every repository of theirs reads (global, system). */
+/**
+ * Whose git reads the configs, for one start: their home (for `~/`), the configs every repository of theirs reads
+ * (global, system), and what was read so far (each file once for a work tree; at most MAX_READS in all: a config a
+ * command wrote, including itself ten times over, is not read ten to the tenth times).
+ */
 export interface GitReader {
   home: string | null;
   configs: readonly string[];
+  read: Set<string>;
 }
+
+/** How many config files one start reads at most. */
+const MAX_READS = 2_000;
 
 /** The git user whose home is `home` and whose environment is `env`: their global config files and the system's. */
 export function gitReader(home: string | undefined, env: NodeJS.ProcessEnv): GitReader {
-  if (!home) return { home: null, configs: ["/etc/gitconfig"] };
+  if (!home) return { home: null, configs: ["/etc/gitconfig"], read: new Set() };
   const global = env.GIT_CONFIG_GLOBAL ? [env.GIT_CONFIG_GLOBAL] : [join(env.XDG_CONFIG_HOME || join(home, ".config"), "git/config"), join(home, ".gitconfig")];
-  return { home, configs: [env.GIT_CONFIG_SYSTEM || "/etc/gitconfig", ...global] };
+  return { home, configs: [env.GIT_CONFIG_SYSTEM || "/etc/gitconfig", ...global], read: new Set() };
+}
+
+/** Whether a named path is bound read-only at the start: what is there, but a program only when it is a file (a directory is not run). */
+export function bindable(named: Named): boolean {
+  try {
+    const stats = statSync(named.real);
+    return named.what !== "program" || stats.isFile();
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -70,7 +88,7 @@ export function gitReader(home: string | undefined, env: NodeJS.ProcessEnv): Git
  * git ignores and no diff shows), include.path and includeIf.*.path relative to the config that names them, followed
  * as deep as git follows them.
  */
-export function namedByConfig(gitDir: string, worktree: string, reader: GitReader = { home: null, configs: [] }): Named[] {
+export function namedByConfig(gitDir: string, worktree: string, reader: GitReader = gitReader(undefined, {})): Named[] {
   const dirs = [gitDir];
   // A linked work tree's or a submodule's git directory: the common one holds the config.
   const common = readRegular(join(gitDir, "commondir"), 4096)?.trim();
@@ -78,7 +96,7 @@ export function namedByConfig(gitDir: string, worktree: string, reader: GitReade
   const named: Named[] = [];
   // The user's and the system's first: a relative core.hooksPath there is each work tree's.
   const files = [...reader.configs, ...dirs.flatMap((dir) => [join(dir, "config"), join(dir, "config.worktree")])];
-  for (const file of files) namedIn(file, gitDir, worktree, named, 0, reader.home);
+  for (const file of files) namedIn(file, gitDir, worktree, named, 0, reader);
   return named;
 }
 
@@ -86,9 +104,13 @@ export function namedByConfig(gitDir: string, worktree: string, reader: GitReade
  * What the config file `file` (of the repository whose git directory is `repo`) names, for git run in `worktree`,
  * added to `named`; the files it includes (relative to it) are read in turn, as deep as git reads them.
  */
-function namedIn(file: string, repo: string, worktree: string, named: Named[], depth: number, home: string | null): void {
+function namedIn(file: string, repo: string, worktree: string, named: Named[], depth: number, reader: GitReader): void {
+  const key = `${file}\u0000${worktree}`;
+  if (reader.read.has(key) || reader.read.size >= MAX_READS) return;
+  reader.read.add(key);
   const text = readRegular(file, CONFIG_BYTES);
   if (text === null) return;
+  const home = reader.home;
   const at = (base: string, given: string, what: Named["what"]) => {
     const path = resolve(base, given);
     named.push({ path, real: realOrPlanned(path), repo, what });
@@ -112,13 +134,39 @@ function namedIn(file: string, repo: string, worktree: string, named: Named[], d
       if (existsSync(join(hooks, "h"))) at(hooks, "..", "hooks directory");
     } else if ((section === "include" || section === "includeif") && key === "path") {
       const included = at(dirname(file), given, "included config");
-      if (depth < INCLUDE_DEPTH) namedIn(included, repo, worktree, named, depth + 1, home);
+      if (depth < INCLUDE_DEPTH) namedIn(included, repo, worktree, named, depth + 1, reader);
     } else if (COMMANDS[section]?.some((k) => k === key || k === "*")) {
       if (section === "alias" && !given.startsWith("!")) continue;
-      for (const word of given.replace(/^!/, "").split(/\s+/))
-        if (word.includes("/") && !word.startsWith("-")) at(worktree, word.replace(/^['"]|['"]$/g, ""), "program");
+      for (const program of programsIn(given.replace(/^!/, ""))) {
+        const path = resolve(worktree, program);
+        // Only what lies inside the work tree, and never the work tree or what holds it (`./`): a program is a file.
+        if (path.startsWith(`${worktree}/`)) at(worktree, program, "program");
+      }
     }
   }
+}
+
+/** Interpreters whose first argument that is not an option is the script they run. */
+const INTERPRETERS = new Set(["sh", "bash", "dash", "zsh", "node", "python", "python3", "perl", "ruby", "env"]);
+
+/**
+ * The programs a command value runs, named by a path (a word holding a `/`, not ending in one): the first word of each
+ * of its commands (after `;`, `&`, `|`, and variables set before it), and the script an interpreter runs.
+ */
+export function programsIn(command: string): string[] {
+  const programs: string[] = [];
+  for (const part of command.split(/[;&|()]+/)) {
+    const words = part
+      .trim()
+      .split(/\s+/)
+      .map((w) => w.replace(/^['"]+|['"]+$/g, ""))
+      .filter((w) => w && !/^[A-Za-z_][A-Za-z0-9_]*=/.test(w));
+    const first = words[0];
+    if (!first) continue;
+    const script = INTERPRETERS.has(first.split("/").pop()!) ? words.slice(1).find((w) => !w.startsWith("-")) : undefined;
+    for (const word of [first, script]) if (word?.includes("/") && !word.endsWith("/") && !word.startsWith("-")) programs.push(word);
+  }
+  return programs;
 }
 
 /** A config line's value as git reads it: quoted parts joined, `\` escapes taken, a `;` or `#` outside quotes ending it. */
@@ -161,14 +209,17 @@ export function gitdirOf(file: string): string[] {
 export function readRegular(file: string, max: number): string | null {
   let fd: number;
   try {
+    // A device is not opened (what it does when opened is its own); a FIFO swapped in since is not waited on either.
+    if (!statSync(file).isFile()) return null;
     fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   } catch {
     return null;
   }
   try {
-    if (!fstatSync(fd).isFile()) return null;
-    const buffer = Buffer.alloc(max);
-    return buffer.subarray(0, readSync(fd, buffer, 0, max, 0)).toString("utf8");
+    const stats = fstatSync(fd);
+    if (!stats.isFile()) return null;
+    const buffer = Buffer.alloc(Math.min(max, stats.size));
+    return buffer.subarray(0, readSync(fd, buffer, 0, buffer.length, 0)).toString("utf8");
   } catch {
     return null;
   } finally {

@@ -1,7 +1,7 @@
-import { type Dirent, existsSync, readdirSync } from "node:fs";
+import { type Dirent, existsSync, lstatSync, readdirSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { join, posix, relative } from "node:path";
-import { type GitReader, gitdirOf, type Named, namedByConfig } from "./git-config.js";
+import { bindable, type GitReader, gitdirOf, gitReader, type Named, namedByConfig } from "./git-config.js";
 import { inSystem, realOrPlanned, within } from "./view.js";
 
 export type { Named };
@@ -60,11 +60,11 @@ export const GIT_SEARCH = { entries: 100_000, atOnce: 20_000 } as const;
  * file points to inside it; `complete`: the search read all of the project. A message when one cannot be protected:
  * a `.git` that is a symbolic link (the link itself would stay writable).
  */
-export async function protectedIn(workspace: string, reader?: GitReader): Promise<Protected | string> {
+export async function protectedIn(workspace: string, reader: GitReader = gitReader(undefined, {})): Promise<Protected | string> {
   const paths = WORKSPACE_PROTECTED.flatMap((name) => (existsSync(join(workspace, name)) ? [realOrPlanned(join(workspace, name))] : []));
   const found = await gitDirectories(workspace, reader);
   if (typeof found === "string") return found;
-  paths.push(...found.paths, ...found.named.flatMap((n) => (existsSync(n.real) ? [n.real] : [])));
+  paths.push(...found.paths, ...found.named.filter(bindable).map((n) => n.real));
   const inside = [...new Set(paths.filter((path) => within(path, workspace)))];
   return {
     // A path inside another one bound read-only is read-only already (and Docker refuses a mount point given twice).
@@ -122,7 +122,7 @@ export const rootGitMessage = (root: string) =>
  * `node_modules` aside); a message for a `.git` that is a link, or a root that is a git directory. A directory that
  * cannot be read makes the search incomplete.
  */
-async function gitDirectories(workspace: string, reader?: GitReader): Promise<Protected | string> {
+async function gitDirectories(workspace: string, reader: GitReader): Promise<Protected | string> {
   const found: string[] = [];
   const named: Named[] = [];
   let read = 0;
@@ -156,7 +156,9 @@ async function gitDirectories(workspace: string, reader?: GitReader): Promise<Pr
             found.push(gitDir);
             named.push(...namedByConfig(gitDir, dir, reader));
           }
-        else if (entry.isDirectory()) named.push(...namedByConfig(path, dir, reader));
+        // Git reads a `.git` directory's config only when it is a repository (a HEAD there).
+        else if (entry.isDirectory() && lstatSync(join(path, "HEAD"), { throwIfNoEntry: false })?.isDirectory() === false)
+          named.push(...namedByConfig(path, dir, reader));
       } else if (entry.isDirectory() && entry.name !== "node_modules") queue.push(path);
     }
   }
