@@ -4,32 +4,20 @@ import { describeWithBrowser, text, useBrowser } from "../helpers/browser.js";
 import { eventually } from "../helpers/server.js";
 
 /**
- * Set up before the page's script: the page's first two `run/history` requests go out with a parameter the server
- * refuses (INVALID_PARAMS), as a read can fail on a busy server; the third goes out as the page wrote it.
+ * Set up before the page's script: its first `times` requests of `method` go out with a parameter the server refuses
+ * (INVALID_PARAMS), as a call can fail on a busy server; the later ones go out as the page wrote them. What the page
+ * tells its console (console.info) is kept in window.__said.
  */
-const REFUSE_TWO_HISTORY_READS = `(() => {
-  window.__refused = 0;
-  const send = WebSocket.prototype.send;
-  WebSocket.prototype.send = function (data) {
-    if (typeof data === "string" && data.includes('"method":"run/history"') && window.__refused < 2) {
-      window.__refused++;
-      data = data.replace('"params":{', '"params":{"refused_by_the_test":1,');
-    }
-    return send.call(this, data);
-  };
-})();`;
-
-/** Set up before the page's script: the page's first `project/list` (as it joins) goes out with a parameter the server refuses. */
-const REFUSE_FIRST_JOIN = `(() => {
+const refuse = (method: string, times: number) => `(() => {
   window.__refused = 0;
   window.__said = [];
   const info = console.info;
   console.info = (...args) => (window.__said.push(args.join(" ")), info.apply(console, args));
   const send = WebSocket.prototype.send;
   WebSocket.prototype.send = function (data) {
-    if (typeof data === "string" && data.includes('"method":"project/list"') && window.__refused < 1) {
+    if (typeof data === "string" && data.includes('"method":"${method}"') && window.__refused < ${times}) {
       window.__refused++;
-      data = data.replace('"params":{}', '"params":{"refused_by_the_test":1}');
+      data = data.replace('"params":{', '"params":{"refused_by_the_test":1,').replace('"refused_by_the_test":1,}', '"refused_by_the_test":1}');
     }
     return send.call(this, data);
   };
@@ -44,7 +32,7 @@ describeWithBrowser("a run's conversation when a read of it fails", () => {
     await client.call("run/create", { alias: "calm", model: "test" });
     await client.call("run/prompt", { run: "calm", prompt: "What is it?" });
     await eventually(async () => (await client.call("run/get", { run: "calm" })).run.status === RUN.done, 60_000, "the run to end");
-    const page = await web.open("retry", { before: REFUSE_TWO_HISTORY_READS, route: ["calm"] });
+    const page = await web.open("retry", { before: refuse("run/history", 2), route: ["calm"] });
     await page.waitForFunction(() => document.querySelector(".conversation .msg.assistant")?.textContent?.includes("The answer is 42."));
     expect(await page.evaluate(() => (window as unknown as { __refused: number }).__refused)).toBe(2);
     expect(await text(page, ".conversation .msg.user")).toContain("What is it?");
@@ -53,7 +41,7 @@ describeWithBrowser("a run's conversation when a read of it fails", () => {
   it("a join that fails is tried again: the page does not stay connecting, and its console says why it connected again", async () => {
     const client = await web.ts.clientIn("rejoin");
     await client.call("run/create", { alias: "here" });
-    const page = await web.open("rejoin", { before: REFUSE_FIRST_JOIN, route: ["here"] });
+    const page = await web.open("rejoin", { before: refuse("project/list", 1), route: ["here"] });
     await page.waitForSelector(".run-header");
     const seen = await page.evaluate(() => {
       const w = window as unknown as { __refused: number; __said: string[] };
