@@ -11,7 +11,7 @@ import { type CopiedDir, systemCopies } from "./etc-view.js";
 import { probeNetwork, tried } from "./network.js";
 import { SECCOMP_FD, seccompPrelude, seccompProgram } from "./seccomp.js";
 import { type BoundPaths, type SetupMarker, setupPrelude } from "./setup.js";
-import { localSystem, localToolchains, privateHome, systemArgs, type ViewPaths, within } from "./view.js";
+import { localSystem, localToolchains, privateHome, SYSTEM_DIRS, systemArgs, type ViewPaths, within } from "./view.js";
 import { cwdOutsideMessage, homeRootProblem } from "./workspace.js";
 
 export { noSandbox, SandboxInfo, SandboxKind, sandboxModes } from "../../protocol/runner.js";
@@ -177,19 +177,22 @@ export function bwrapArgs(plan: BwrapPlan): string[] {
   const homes = homeRootProblem(plan.workspace, plan.mode, plan.homes ?? [], plan.userHomes ?? []);
   if (homes) throw new Error(homes);
   if (!within(plan.cwd, plan.workspace)) throw new Error(cwdOutsideMessage(plan.cwd, plan.workspace));
-  // The system, read-only; /etc and /usr/local/etc as every user may read them, their copies bound over the system's
-  // (the probe's: the machine's /etc). A project rooted at / (the probe's, read-only) is everything already, bound
-  // first: the sandbox's own /dev, /proc and /run go over it.
-  const whole = plan.workspace === "/";
+  // The system, read-only; /etc and /usr/local/etc as every user may read them, their copies bound over the system's.
+  // A project rooted at / is the probe's (read-only, here or on an SSH host): the system directories the machine has,
+  // /etc its own, and no project. Never / itself: binding it takes every mount under it, and one another program is
+  // making or removing meanwhile (a container's overlay) fails the whole sandbox.
+  const probe = plan.workspace === "/";
   const copies = plan.view?.copies ?? [{ path: "/etc", copy: "/etc" }];
-  const args = whole ? ["--ro-bind", "/", "/"] : [...systemArgs(), ...copies.flatMap(({ path, copy }) => ["--ro-bind", copy, path])];
+  const args = probe
+    ? SYSTEM_DIRS.flatMap((dir) => ["--ro-bind-try", dir, dir])
+    : [...systemArgs(), ...copies.flatMap(({ path, copy }) => ["--ro-bind", copy, path])];
   args.push("--dev", "/dev");
   if (readOnly) args.push("--remount-ro", "/dev");
   args.push("--proc", "/proc", ...kernelReadOnly(), "--tmpfs", "/run");
   // The egress proxy's socket: the one way out of an allowlist sandbox, bound before /run is made read-only.
   if (plan.egress) args.push("--ro-bind", plan.egress.dir, EGRESS_SANDBOX_DIR);
   args.push("--remount-ro", "/run");
-  if (!whole) args.push("--dir", "/var", "--symlink", "../run", "/var/run", "--symlink", "../run/lock", "/var/lock");
+  args.push("--dir", "/var", "--symlink", "../run", "/var/run", "--symlink", "../run/lock", "/var/lock");
   const view = plan.view;
   const layers: Layer[] = [
     { kind: "tmpfs", path: "/tmp" },
@@ -197,13 +200,13 @@ export function bwrapArgs(plan: BwrapPlan): string[] {
     ...(view?.home ? [{ kind: "tmpfs" as const, path: view.home }] : []),
     ...(view?.readOnly ?? []).map((path): Layer => ({ kind: "ro", path, source: path })),
     ...(view?.writable ?? []).map((path): Layer => ({ kind: readOnly ? "ro" : "rw", path, source: path })),
-    ...(whole ? [] : [{ kind: readOnly ? "ro" : "rw", path: plan.workspace, source: plan.workspace, required: true } as const]),
+    ...(probe ? [] : [{ kind: readOnly ? "ro" : "rw", path: plan.workspace, source: plan.workspace, required: true } as const]),
   ];
   args.push(...layered(layers));
   // What a login runs, inside the workspace: read-only again, over everything else.
   if (!readOnly) for (const path of plan.protect ?? []) if (within(path, plan.workspace)) args.push("--ro-bind", path, path);
   // Remounted read-only last: mount points under them were made while they were writable.
-  if (!whole) args.push("--remount-ro", "/");
+  args.push("--remount-ro", "/");
   if (readOnly)
     args.push("--remount-ro", "/tmp", "--remount-ro", "/var/tmp", ...(view?.home && view.home !== plan.workspace ? ["--remount-ro", view.home] : []));
   args.push("--unshare-pid", "--unshare-ipc", "--unshare-uts", ...(readOnly || !plan.network || plan.ownNetwork || plan.egress ? ["--unshare-net"] : []));
