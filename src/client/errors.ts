@@ -19,6 +19,11 @@ export class ConnectionClosedError extends Error {
   override readonly name = "ConnectionClosedError";
 }
 
+/** A call given a deadline (`callTimeoutMs`, `timeoutMs`) was not answered within it; its answer, if it comes, is ignored. */
+export class CallTimeoutError extends Error {
+  override readonly name = "CallTimeoutError";
+}
+
 /**
  * An accept refused because the proposal's facts changed since those the client showed (FACTS_CHANGED: its runner's
  * server stopped and another server's runner takes it); nothing ran, and the client shows the new facts and asks again.

@@ -8,13 +8,13 @@ import { PROTOCOL_VERSION } from "../protocol/version.js";
 import type { Transport } from "../rpc/transport.js";
 import { answer, type RequestHandler } from "./answer.js";
 import { base64 } from "./base64.js";
-import { ConnectionClosedError, SpoolRpcError } from "./errors.js";
+import { CallTimeoutError, ConnectionClosedError, SpoolRpcError } from "./errors.js";
 import { FramePool } from "./frame-pool.js";
 import { readLines } from "./read-lines.js";
 import { type Resubscribe, type StreamChunk, type StreamWatch, type WatchTarget, watchStream } from "./stream-watch.js";
 import type { WebSocketOptions } from "./ws-transport.js";
 
-export { ConnectionClosedError, factsChanged, SpoolRpcError } from "./errors.js";
+export { CallTimeoutError, ConnectionClosedError, factsChanged, SpoolRpcError } from "./errors.js";
 export type { StreamChunk, StreamWatch, WatchTarget } from "./stream-watch.js";
 
 /**
@@ -32,6 +32,15 @@ interface Pending {
   reject(error: unknown): void;
   /** The binary frame the request went in: reusable once the request is answered (the server read all of it). */
   frame?: Uint8Array;
+  /** The call's deadline, when it has one. */
+  timer?: ReturnType<typeof setTimeout>;
+}
+
+/** What a client's calls wait for unless told otherwise: `callTimeoutMs`, none when absent or 0. */
+export interface CallOptions {
+  signal?: AbortSignal;
+  /** This call's deadline in ms (0: none), instead of the client's `callTimeoutMs`. */
+  timeoutMs?: number;
 }
 
 type Listener<N> = (params: N extends NotificationName ? SpoolNotifications[N] : any) => void;
@@ -72,9 +81,16 @@ export class SpoolClient {
   #reconnect: { open: () => Promise<Transport>; options: ReconnectOptions } | null = null;
   /** Per method, the params field a binary frame's bytes fill, as this connection's server advertised at initialize. */
   #binary: Readonly<Record<string, string>> = {};
+  /** How long a call waits for its answer before it fails with CallTimeoutError (0: for ever). */
+  readonly #callTimeoutMs: number;
 
-  constructor(transport: Transport) {
+  /**
+   * `callTimeoutMs`: a call not answered within it fails (CallTimeoutError) and its answer, if it comes later, is
+   * ignored. A page gives its calls one: a reply that never comes would otherwise leave what it shows stale for good.
+   */
+  constructor(transport: Transport, options: { callTimeoutMs?: number } = {}) {
     this.#transport = transport;
+    this.#callTimeoutMs = options.callTimeoutMs ?? 0;
     this.#attach(transport);
   }
 
@@ -166,19 +182,19 @@ export class SpoolClient {
   }
 
   /** Calls a method with its typed params; rejects with SpoolRpcError on an error response, or when `signal` aborts. */
-  call<M extends MethodName>(method: M, params: ParamsOf<M>, options: { signal?: AbortSignal } = {}): Promise<ResultOf<M>> {
+  call<M extends MethodName>(method: M, params: ParamsOf<M>, options: CallOptions = {}): Promise<ResultOf<M>> {
     return this.request<ResultOf<M>>(method, params as object, options);
   }
 
   /** Calls any method by name, untyped (for extensions and tests of bad input). */
-  request<T = any>(method: string, params: object = {}, options: { signal?: AbortSignal } = {}): Promise<T> {
+  request<T = any>(method: string, params: object = {}, options: CallOptions = {}): Promise<T> {
     // Not an async function: a runner makes one call per chunk it reads, and this adds no promise of its own to #send's.
     if (this.#closed) return Promise.reject(new ConnectionClosedError("connection closed"));
     const signal = options.signal;
     let call: Promise<T>;
     try {
       signal?.throwIfAborted();
-      call = this.#send(method, params) as Promise<T>;
+      call = this.#send(method, params, options.timeoutMs ?? this.#callTimeoutMs) as Promise<T>;
     } catch (error) {
       return Promise.reject(error);
     }
@@ -203,7 +219,7 @@ export class SpoolClient {
    * request could not be sent or the connection closed first), without json-rpc-2.0's per-call generators and
    * promise chains (a runner sends one request per chunk it reads).
    */
-  #send(method: string, params: object): Promise<unknown> {
+  #send(method: string, params: object, timeoutMs: number): Promise<unknown> {
     const field = this.#binary[method];
     const bytes = field === undefined ? undefined : (params as Record<string, unknown>)[field];
     let frame: Uint8Array | undefined;
@@ -218,6 +234,14 @@ export class SpoolClient {
     return new Promise((resolve, reject) => {
       const pending: Pending = { resolve, reject };
       this.#pending.set(id, pending);
+      if (timeoutMs > 0) {
+        pending.timer = setTimeout(() => {
+          if (this.#pending.get(id) !== pending) return;
+          // Its frame stays out of the pool: the server may still be reading it.
+          this.#pending.delete(id);
+          reject(new CallTimeoutError(`${method}: no answer within ${timeoutMs / 1000} s`));
+        }, timeoutMs);
+      }
       try {
         if (frame) {
           pending.frame = encodeBinaryFrame(request, frame, this.#frames.allocate);
@@ -225,6 +249,7 @@ export class SpoolClient {
         } else this.#transport.send(JSON.stringify(request));
       } catch (error) {
         this.#pending.delete(id);
+        if (pending.timer !== undefined) clearTimeout(pending.timer);
         reject(this.#failure((error as Error | undefined)?.message || "Failed to send a request", 0, undefined));
       }
     });
@@ -235,6 +260,7 @@ export class SpoolClient {
     const pending = this.#pending.get(response.id as number);
     if (!pending) return;
     this.#pending.delete(response.id as number);
+    if (pending.timer !== undefined) clearTimeout(pending.timer);
     // Answered, so the server has read the whole frame: it left this process's socket and may be written again.
     if (pending.frame) this.#frames.release(pending.frame);
     if ("error" in response && response.error && (response as { result?: unknown }).result === undefined) {
@@ -250,7 +276,10 @@ export class SpoolClient {
   #rejectPending(message: string): void {
     const pending = [...this.#pending.values()];
     this.#pending.clear();
-    for (const p of pending) p.reject(this.#failure(message, 0, undefined));
+    for (const p of pending) {
+      if (p.timer !== undefined) clearTimeout(p.timer);
+      p.reject(this.#failure(message, 0, undefined));
+    }
   }
 
   /** `initialize` with this library's protocol version; `project` undefined finds the project by `extra.root`. */

@@ -26,13 +26,15 @@ describeWithBrowser("a compaction on the page and in spool show", () => {
     const page = await web.open("compacting", { route: ["logs"] });
     const said: string[] = [];
     page.on("console", (m) => said.push(`${m.type()}: ${m.text()}`));
+    page.on("pageerror", (e) => said.push(`pageerror: ${e instanceof Error ? e.message : String(e)}`));
     await page.waitForSelector(".prompt textarea");
     await page.type(".prompt textarea", "Find the flaky test");
     await page.click(".prompt button");
     await eventually(async () => (await client.call("run/get", { run: "logs" })).run.status === RUN.done, 60_000, "the run to end");
     // A failure here (25 s: the page's 20 s wait after the run ended) once left no trace of why: it says what the page
-    // shows, its connection and console, and what the server stores. Once the page stayed "reconnecting".
-    await page.waitForSelector(".conversation .msg.compaction").catch(async (error: Error) => {
+    // shows, its connection and console, and what the server stores. Once the page stayed "reconnecting"; once it was
+    // live and showed only the prompt (a read never answered?). The wait outlasts the page's call deadline (30 s).
+    await page.waitForSelector(".conversation .msg.compaction", { timeout: 45_000 }).catch(async (error: Error) => {
       const shown = await page.$$eval(".conversation .msg", (els) => els.map((el) => el.className).join(", "));
       const stored = (await client.call("run/history", { run: "logs", after: 0, limit: 500 })).messages.map(
         (m) => `${m.id}:${m.role}${m.compaction ? ":compaction" : ""}`,
@@ -52,5 +54,5 @@ describeWithBrowser("a compaction on the page and in spool show", () => {
     const shown = await runCli(["show", "logs", "--project", "compacting"], { SPOOL_HOME: web.ts.home }, web.ts.root, 30_000);
     expect(shown.err).toBe("");
     expect(shown.out).toMatch(/── context compacted \(near the model's context window\): \d+ earlier messages summarised/);
-  }, 120_000);
+  }, 150_000);
 });

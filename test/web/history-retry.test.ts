@@ -23,6 +23,16 @@ const refuse = (method: string, times: number) => `(() => {
   };
 })();`;
 
+/** Set up before the page's script: its first `times` requests of `method` are never sent (their answer never comes). */
+const swallow = (method: string, times: number) => `(() => {
+  window.__swallowed = 0;
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) {
+    if (typeof data === "string" && data.includes('"method":"${method}"') && window.__swallowed < ${times}) return void window.__swallowed++;
+    return send.call(this, data);
+  };
+})();`;
+
 describeWithBrowser("a run's conversation when a read of it fails", () => {
   const web = useBrowser({ model: true });
 
@@ -37,6 +47,22 @@ describeWithBrowser("a run's conversation when a read of it fails", () => {
     expect(await page.evaluate(() => (window as unknown as { __refused: number }).__refused)).toBe(2);
     expect(await text(page, ".conversation .msg.user")).toContain("What is it?");
   });
+
+  it("a read whose answer never comes is given up after the page's call deadline (30 s) and read again", async () => {
+    web.model.reply({ text: "The answer is 43." });
+    const client = await web.ts.clientIn("lost-reply");
+    await client.call("run/create", { alias: "quiet", model: "test" });
+    await client.call("run/prompt", { run: "quiet", prompt: "And now?" });
+    await eventually(async () => (await client.call("run/get", { run: "quiet" })).run.status === RUN.done, 60_000, "the run to end");
+    const page = await web.open("lost-reply", { before: swallow("run/history", 1), route: ["quiet"] });
+    const said: string[] = [];
+    page.on("console", (m) => said.push(m.text()));
+    await page.waitForFunction(() => document.querySelector(".conversation .msg.assistant")?.textContent?.includes("The answer is 43."), {
+      timeout: 50_000,
+    });
+    expect(await page.evaluate(() => (window as unknown as { __swallowed: number }).__swallowed)).toBe(1);
+    expect(said.join("\n")).toContain("spool: a read failed and is tried again: run/history: no answer within 30 s");
+  }, 80_000);
 
   it("a join that fails is tried again: the page does not stay connecting, and its console says why it connected again", async () => {
     const client = await web.ts.clientIn("rejoin");

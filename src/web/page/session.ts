@@ -47,7 +47,14 @@ export const connectPage = async () =>
       "spool",
       `${SUBPROTOCOL_SESSION_PREFIX}${sessionKey() ?? ""}`,
     ]),
+    { callTimeoutMs: CALL_TIMEOUT_MS },
   );
+
+/**
+ * How long the page waits for a call's answer: one that never comes fails (CallTimeoutError), and what it was for is
+ * read again (run.ts Reread) or the page connects again (a join). A subscription has none (its replay may be long).
+ */
+export const CALL_TIMEOUT_MS = 30_000;
 
 /** GET /session's answer. */
 export interface SessionInfo {

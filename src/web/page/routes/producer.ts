@@ -336,7 +336,10 @@ export class ProducerView {
     const path = this.#page.route.producer;
     if (!rpc || !run || !path || this.#terminals.get(terminal.info.channel) !== terminal) return null;
     try {
-      return { rpc, reply: await rpc.call("stream/subscribe", { run: run.alias, path, channel: terminal.info.channel, after, encoding: "base64" }) };
+      return {
+        rpc,
+        reply: await rpc.call("stream/subscribe", { run: run.alias, path, channel: terminal.info.channel, after, encoding: "base64" }, { timeoutMs: 0 }),
+      };
     } catch (error) {
       if (!rpc.closed) this.#page.toast(`Output of ${path}: ${message(error)}`, "error");
       return null;

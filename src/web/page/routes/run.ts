@@ -54,18 +54,16 @@ class Reread {
         () => {
           this.#retryMs = RETRY_FIRST_MS;
         },
-        (error: unknown) => {
-          // Tried again below; the console keeps why, for whoever wonders why the page lags.
-          console.warn("spool: a read failed and is tried again:", error);
-          this.failed(view);
-        },
+        (error: unknown) => this.failed(view, error),
       );
     }, delayMs);
   }
 
   /** A read for `view` failed: it is done again later, unless another view is shown now. */
-  failed(view: number): void {
+  failed(view: number, error: unknown): void {
     if (view !== this.view()) return;
+    // The console keeps why, for whoever wonders why the page lags.
+    console.warn(`spool: a read failed and is tried again: ${error instanceof Error ? error.message : String(error)}`);
     this.schedule(this.#retryMs);
     this.#retryMs = Math.min(this.#retryMs * 2, RETRY_MAX_MS);
   }
@@ -172,8 +170,8 @@ export class RunView {
     }
     const loads = await Promise.allSettled([this.#loadHistory(view), this.#loadEntries(view)]);
     // What could not be read is read again (the page then says nothing more); the first failure is shown.
-    if (loads[0].status === "rejected") this.#history.failed(view);
-    if (loads[1].status === "rejected") this.#entries.failed(view);
+    if (loads[0].status === "rejected") this.#history.failed(view, loads[0].reason);
+    if (loads[1].status === "rejected") this.#entries.failed(view, loads[1].reason);
     for (const load of loads) if (load.status === "rejected") throw load.reason;
   }
 
