@@ -3,6 +3,7 @@ import { readdir } from "node:fs/promises";
 import { basename, dirname, join, relative, sep } from "node:path";
 import { PassThrough, type Readable } from "node:stream";
 import type { ExecResult, Execution } from "./backend.js";
+import { runs } from "./sandbox/git-config.js";
 import { realOrPlanned, within } from "./sandbox/view.js";
 import { GIT_SEARCH, isGitDirectory, type Named } from "./sandbox/workspace.js";
 
@@ -105,7 +106,7 @@ function namedIdentity(path: string): string | null {
  */
 function namedChanged(workspace: string, n: NamedThen): boolean {
   const now = namedIdentity(n.path);
-  if (n.what === "program" && lstatSync(n.path, { throwIfNoEntry: false })?.isDirectory()) return false;
+  if (runs(n) && lstatSync(n.path, { throwIfNoEntry: false })?.isDirectory()) return false;
   if (wayOf(workspace, n) !== n.way) return now !== null || linkOnPath(workspace, n.path) !== null;
   if (now === null) return false;
   return n.id === null || (n.link && now !== n.id);
@@ -121,7 +122,7 @@ function untrustNamed(workspace: string, named: readonly NamedThen[]): string[] 
   const shown = (path: string) => relative(workspace, path) || ".";
   for (const n of named) {
     if (!namedChanged(workspace, n)) continue;
-    const what = `${shown(n.path)}, which the config of ${shown(n.repo)} names as its ${n.what}, is not what it was when this command started (it made, replaced or moved it); git ${{ "hooks directory": "runs the hooks in it", "included config": "reads it as config", program: "runs it" }[n.what]} wherever the person runs git there`;
+    const what = `${shown(n.path)}, which the config of ${shown(n.repo)} names as its ${n.what}, is not what it was when this command started (it made, replaced or moved it); git ${{ "hooks directory": "runs the hooks in it", hook: "runs it", "included config": "reads it as config", program: "runs it" }[n.what]} wherever the person runs git there`;
     try {
       lines.push(`spool: ${what}, so it was renamed ${basename(renameAside(n.path))}: read it (with cat) before you rename it back\n`);
     } catch (error) {

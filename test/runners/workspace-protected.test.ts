@@ -379,4 +379,44 @@ describeWithBwrap("workspace-write never writes what a login runs", () => {
     expect(done.err).toContain("so nl was renamed nl.spool-untrusted");
     client.close();
   });
+  it("a hooks directory that is the work tree (hooksPath = ., husky's `_` at its top) keeps its hooks by name, and the project stays writable; one above it binds nothing", async () => {
+    const root = join(base, "hooks-at-top");
+    const home = join(base, "elsewhere-top");
+    for (const [repo, config] of [
+      ["dot", "[core]\n\thooksPath = .\n"],
+      ["hr", "[core]\n\thooksPath = _\n"],
+      ["up", "[core]\n\thooksPath = ..\n"],
+    ] as const) {
+      for (const dir of [".git/objects", ".git/refs"]) mkdirSync(join(root, repo, dir), { recursive: true });
+      writeFileSync(join(root, repo, ".git/HEAD"), "ref: refs/heads/main\n");
+      writeFileSync(join(root, repo, ".git/config"), config);
+    }
+    writeFileSync(join(root, "dot/post-commit"), "#!/bin/sh\n");
+    mkdirSync(join(root, "hr/_"));
+    writeFileSync(join(root, "hr/_/h"), "#!/bin/sh\n");
+    mkdirSync(home, { recursive: true });
+    client = await runnerWithHome("ww-top", root, home);
+    const done = await runTool(
+      client,
+      "top",
+      "sh",
+      attempts([
+        ["dot-file", "echo x > dot/notes.txt"],
+        ["dot-hook", "echo 'touch /tmp/pwned' >> dot/post-commit"],
+        ["dot-new-hook", "echo 'touch /tmp/pwned' > dot/pre-commit"],
+        ["husky-top", "echo 'touch /tmp/pwned' > hr/post-checkout"],
+        ["up-file", "echo y > up/notes.txt"],
+      ]),
+    );
+    expect(done.out).toBe("dot-file=written\ndot-hook=refused\ndot-new-hook=written\nhusky-top=written\nup-file=written\n");
+    expect(readFileSync(join(root, "dot/notes.txt"), "utf8")).toBe("x\n");
+    expect(readFileSync(join(root, "up/notes.txt"), "utf8")).toBe("y\n");
+    expect(existsSync(join(root, "dot/pre-commit"))).toBe(false);
+    expect(existsSync(join(root, "dot/pre-commit.spool-untrusted"))).toBe(true);
+    expect(done.err).toContain("spool: dot/pre-commit, which the config of dot/.git names as its hook, is not what it was");
+    expect(existsSync(join(root, "hr/post-checkout"))).toBe(false);
+    expect(done.err).toContain("spool: hr/post-checkout, which the config of hr/.git names as its hook, is not what it was");
+    expect(done.err).not.toMatch(/spool: (dot|up|hr)\/notes/);
+    client.close();
+  });
 });

@@ -21,8 +21,40 @@ export interface Named {
   real: string;
   /** The git directory whose config names it. */
   repo: string;
-  what: "hooks directory" | "included config" | "program";
+  what: "hooks directory" | "hook" | "included config" | "program";
 }
+
+/** The hooks git runs by name from its hooks directory (githooks(5)): named one by one when that directory is a work tree. */
+const GIT_HOOKS = [
+  "applypatch-msg",
+  "pre-applypatch",
+  "post-applypatch",
+  "pre-commit",
+  "pre-merge-commit",
+  "prepare-commit-msg",
+  "commit-msg",
+  "post-commit",
+  "pre-rebase",
+  "post-checkout",
+  "post-merge",
+  "pre-push",
+  "pre-receive",
+  "update",
+  "proc-receive",
+  "post-receive",
+  "post-update",
+  "reference-transaction",
+  "push-to-checkout",
+  "pre-auto-gc",
+  "post-rewrite",
+  "sendemail-validate",
+  "fsmonitor-watchman",
+  "p4-changelist",
+  "p4-prepare-changelist",
+  "p4-post-changelist",
+  "p4-pre-submit",
+  "post-index-change",
+] as const;
 
 /**
  * The values git runs as a command (through a shell, from the work tree's top), by section and key ("*": any key):
@@ -71,11 +103,14 @@ export function gitReader(home: string | undefined, env: NodeJS.ProcessEnv): Git
   return { home, configs: [env.GIT_CONFIG_SYSTEM || "/etc/gitconfig", ...global], read: new Set() };
 }
 
+/** Whether a named path is run as a program (a hook, a command's): only a file is. */
+export const runs = (named: Named): boolean => named.what === "program" || named.what === "hook";
+
 /** Whether a named path is bound read-only at the start: what is there, but a program only when it is a file (a directory is not run). */
 export function bindable(named: Named): boolean {
   try {
     const stats = statSync(named.real);
-    return named.what !== "program" || stats.isFile();
+    return !runs(named) || stats.isFile();
   } catch {
     return false;
   }
@@ -116,6 +151,14 @@ function namedIn(file: string, repo: string, worktree: string, named: Named[], d
     named.push({ path, real: realOrPlanned(path), repo, what });
     return path;
   };
+  // A hooks directory that is the work tree (`core.hooksPath = .`) is its hooks one by one: bound whole, it would make
+  // the project read-only. One holding the work tree lies outside what the command may write: nothing to keep.
+  const hooksAt = (base: string, given: string) => {
+    const dir = resolve(base, given);
+    if (dir === worktree) for (const hook of GIT_HOOKS) at(dir, hook, "hook");
+    else if (dir !== "/" && !worktree.startsWith(`${dir}/`)) at(dir, ".", "hooks directory");
+    return dir;
+  };
   let section = "";
   for (const raw of text.split("\n")) {
     const line = raw.trim();
@@ -129,9 +172,9 @@ function namedIn(file: string, repo: string, worktree: string, named: Named[], d
     const given = read.startsWith("~/") && home ? join(home, read.slice(2)) : read;
     if (!given || given.startsWith("~")) continue;
     if (section === "core" && key === "hookspath") {
-      const hooks = at(worktree, given, "hooks directory");
+      const hooks = hooksAt(worktree, given);
       // husky's hooks (`.husky/_/pre-commit`) run the scripts beside them (`.husky/pre-commit`, through `_/h`).
-      if (existsSync(join(hooks, "h"))) at(hooks, "..", "hooks directory");
+      if (existsSync(join(hooks, "h"))) hooksAt(hooks, "..");
     } else if ((section === "include" || section === "includeif") && key === "path") {
       const included = at(dirname(file), given, "included config");
       if (depth < INCLUDE_DEPTH) namedIn(included, repo, worktree, named, depth + 1, reader);
