@@ -61,9 +61,16 @@ const GIT_HOOKS = [
  * each of their words that names a path (holds a `/`) is a program, or a script handed to one, that git runs.
  */
 const COMMANDS: Record<string, readonly string[]> = {
-  core: ["fsmonitor", "editor", "pager", "sshcommand", "askpass", "alternaterefscommand"],
+  core: ["fsmonitor", "editor", "pager", "sshcommand", "askpass", "alternaterefscommand", "gitproxy"],
   sequence: ["editor"],
-  gpg: ["program"],
+  gpg: ["program", "defaultkeycommand"],
+  trailer: ["cmd", "command"],
+  submodule: ["update"],
+  sendemail: ["smtpserver", "tocmd", "cccmd", "headercmd"],
+  imap: ["tunnel"],
+  remote: ["uploadpack", "receivepack"],
+  tar: ["command"],
+  guitool: ["cmd"],
   credential: ["helper"],
   diff: ["textconv", "command", "external"],
   filter: ["clean", "smudge", "process"],
@@ -160,9 +167,10 @@ function namedIn(file: string, repo: string, worktree: string, named: Named[], d
     return dir;
   };
   let section = "";
-  for (const raw of text.split("\n")) {
+  // A line ending in a backslash goes on on the next; `[gpg.ssh]` is the old spelling of `[gpg "ssh"]`.
+  for (const raw of text.replace(/\\\r?\n/g, "").split("\n")) {
     const line = raw.trim();
-    const header = /^\[\s*([A-Za-z0-9.-]+)/.exec(line);
+    const header = /^\[\s*([A-Za-z0-9-]+)/.exec(line);
     if (header) section = header[1]!.toLowerCase();
     const value = /^([A-Za-z0-9-]+)\s*=\s*(.*)$/.exec(line.replace(/^\[[^\]]*\]\s*/, ""));
     if (!value) continue;
