@@ -83,7 +83,9 @@ docker version >/dev/null
 
 # --- bubblewrap must build its read-only sandbox here, as root and as the SSH
 # user (unprivileged user namespaces); the tests fail under SPOOL_TEST_INFRA=required otherwise.
-bwrap_probe=(bwrap --ro-bind / / --dev /dev --remount-ro /dev --proc /proc --tmpfs /run --remount-ro /run --unshare-pid --unshare-ipc --unshare-net --unshare-uts --cap-drop ALL --chdir / -- /bin/sh -c '[ ! -w / ]')
+# The system directories, never / (the runner's probe binds the same): binding / takes every mount under it, Docker's
+# overlays included, and one Docker makes or removes meanwhile fails the sandbox.
+bwrap_probe=(bwrap --ro-bind-try /usr /usr --ro-bind-try /bin /bin --ro-bind-try /sbin /sbin --ro-bind-try /lib /lib --ro-bind-try /lib64 /lib64 --ro-bind-try /etc /etc --dev /dev --remount-ro /dev --proc /proc --tmpfs /run --remount-ro /run --remount-ro / --unshare-pid --unshare-ipc --unshare-net --unshare-uts --cap-drop ALL --chdir / -- /bin/sh -c '[ ! -w / ]')
 "${bwrap_probe[@]}" || echo "warning: bubblewrap cannot build the read-only sandbox as root here" >&2
 su -s /bin/sh spoolrunner -c "$(printf '%q ' "${bwrap_probe[@]}")" || echo "warning: bubblewrap cannot build the read-only sandbox as spoolrunner here" >&2
 

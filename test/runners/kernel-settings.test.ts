@@ -5,6 +5,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import type { Backend, ExecSpec } from "../../src/runners/backend.js";
 import { DockerBackend } from "../../src/runners/docker/docker.js";
 import { LocalBackend } from "../../src/runners/local/local.js";
+import { bwrapCommand } from "../../src/runners/sandbox/sandbox.js";
 import { SshBackend } from "../../src/runners/ssh/ssh.js";
 import { describeWithInfra, infra, sshHostKeys, sshKey } from "../helpers/infra.js";
 import { describeWithBwrap } from "../helpers/sandbox.js";
@@ -110,7 +111,7 @@ async function run(backend: Backend, spec: Omit<ExecSpec, "env" | "signal">): Pr
 }
 
 /** Whether bubblewrap can make a user namespace here (then a sandboxed command's root must be root of its own one). */
-const usernsHere = spawnSync("bwrap", ["--unshare-user", "--ro-bind", "/", "/", "true"]).status === 0;
+const usernsHere = spawnSync("bwrap", bwrapCommand("/", "true", true)).status === 0;
 const hostUserns = readlinkSync("/proc/self/ns/user");
 const ownCaps = parse(
   readFileSync("/proc/self/status", "utf8")
