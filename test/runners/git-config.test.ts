@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { expect, it } from "vitest";
@@ -61,4 +61,52 @@ it("names the programs of every value git runs as a command, old-style sections 
       .map((path) => `program ${path}`)
       .sort(),
   );
+});
+
+/**
+ * Fourth review of the reading: git does not continue a comment over a backslash, nor a value after its `#` comment,
+ * and `\\` at a line's end is an escaped backslash; a quoted subsection may hold `]`; hooks set in config run their
+ * command; a nested repository's `..` hooks directory and programs are in the project; a hooks path that is a link to
+ * the work tree is its hooks, not the whole tree.
+ */
+it("reads comments, escapes and quoted subsections as git does; names hooks by name where the hooks directory holds the work tree", () => {
+  const project = mkdtempSync(join(tmpdir(), "spool-git-config-"));
+  const worktree = join(project, "sub");
+  const gitDir = join(worktree, ".git");
+  mkdirSync(gitDir, { recursive: true });
+  writeFileSync(
+    join(gitDir, "config"),
+    [
+      "[core]",
+      "\t# old: C:\\tools\\",
+      "\tfsmonitor = ./planted-fsmon",
+      "\teditor = vim # mine \\",
+      "\tpager = ./planted-pager",
+      "\tsshCommand = C:\\\\",
+      "\taskPass = ./planted-askpass",
+      "\thooksPath = ..",
+      '[remote "x]"] uploadpack = ./planted-upload',
+      '[hook "lint"]',
+      "\tevent = pre-commit",
+      "\tcommand = ../lint-bin/lint.sh",
+      "",
+    ].join("\n"),
+  );
+  const named = namedByConfig(gitDir, worktree, gitReader(undefined, {}));
+  const shown = named.map((n) => `${n.what} ${relative(project, n.path)}`);
+  expect(shown.filter((line) => line.startsWith("program")).sort()).toEqual(
+    ["sub/planted-askpass", "sub/planted-fsmon", "sub/planted-pager", "sub/planted-upload", "lint-bin/lint.sh"].map((p) => `program ${p}`).sort(),
+  );
+  expect(shown).toContain("hook pre-commit");
+  expect(shown).toContain("hook post-checkout");
+  expect(shown.some((line) => line.startsWith("hooks directory"))).toBe(false);
+
+  // A hooks path that is a link to the work tree: its hooks by name, never the whole tree.
+  const linked = join(project, "linked");
+  mkdirSync(join(linked, ".git"), { recursive: true });
+  symlinkSync(".", join(linked, "hooks"));
+  writeFileSync(join(linked, ".git/config"), "[core]\n\thooksPath = hooks\n");
+  const viaLink = namedByConfig(join(linked, ".git"), linked, gitReader(undefined, {}));
+  expect(viaLink.every((n) => n.what === "hook")).toBe(true);
+  expect(viaLink.map((n) => relative(linked, n.path))).toContain("hooks/pre-commit");
 });

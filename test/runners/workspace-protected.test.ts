@@ -379,7 +379,7 @@ describeWithBwrap("workspace-write never writes what a login runs", () => {
     expect(done.err).toContain("so nl was renamed nl.spool-untrusted");
     client.close();
   });
-  it("a hooks directory that is the work tree (hooksPath = ., husky's `_` at its top) keeps its hooks by name, and the project stays writable; one above it binds nothing", async () => {
+  it("a hooks directory that is the work tree (hooksPath = ., husky's `_` at its top) keeps its hooks by name, and the project stays writable; so does one holding it (a nested repository's ..)", async () => {
     const root = join(base, "hooks-at-top");
     const home = join(base, "elsewhere-top");
     for (const [repo, config] of [
@@ -406,9 +406,11 @@ describeWithBwrap("workspace-write never writes what a login runs", () => {
         ["dot-new-hook", "echo 'touch /tmp/pwned' > dot/pre-commit"],
         ["husky-top", "echo 'touch /tmp/pwned' > hr/post-checkout"],
         ["up-file", "echo y > up/notes.txt"],
+        // Its `..` is the project's top: git in up runs the hooks there.
+        ["up-hook", "echo 'touch /tmp/pwned' > post-merge"],
       ]),
     );
-    expect(done.out).toBe("dot-file=written\ndot-hook=refused\ndot-new-hook=written\nhusky-top=written\nup-file=written\n");
+    expect(done.out).toBe("dot-file=written\ndot-hook=refused\ndot-new-hook=written\nhusky-top=written\nup-file=written\nup-hook=written\n");
     expect(readFileSync(join(root, "dot/notes.txt"), "utf8")).toBe("x\n");
     expect(readFileSync(join(root, "up/notes.txt"), "utf8")).toBe("y\n");
     expect(existsSync(join(root, "dot/pre-commit"))).toBe(false);
@@ -416,6 +418,8 @@ describeWithBwrap("workspace-write never writes what a login runs", () => {
     expect(done.err).toContain("spool: dot/pre-commit, which the config of dot/.git names as its hook, is not what it was");
     expect(existsSync(join(root, "hr/post-checkout"))).toBe(false);
     expect(done.err).toContain("spool: hr/post-checkout, which the config of hr/.git names as its hook, is not what it was");
+    expect(existsSync(join(root, "post-merge"))).toBe(false);
+    expect(done.err).toContain("spool: post-merge, which the config of up/.git names as its hook, is not what it was");
     expect(done.err).not.toMatch(/spool: (dot|up|hr)\/notes/);
     client.close();
   });

@@ -66,11 +66,17 @@ const COMMANDS: Record<string, readonly string[]> = {
   gpg: ["program", "defaultkeycommand"],
   trailer: ["cmd", "command"],
   submodule: ["update"],
-  sendemail: ["smtpserver", "tocmd", "cccmd", "headercmd"],
+  sendemail: ["smtpserver", "sendmailcmd", "tocmd", "cccmd", "headercmd"],
   imap: ["tunnel"],
   remote: ["uploadpack", "receivepack"],
   tar: ["command"],
   guitool: ["cmd"],
+  // Hooks set in config (git 2.54): `[hook "lint"] event = pre-commit` and the command it runs.
+  hook: ["command"],
+  instaweb: ["httpd"],
+  svn: ["authorsprog"],
+  // git-lfs: a custom transfer agent's program, an extension's filters.
+  lfs: ["path", "clean", "smudge"],
   credential: ["helper"],
   diff: ["textconv", "command", "external"],
   filter: ["clean", "smudge", "process"],
@@ -158,24 +164,18 @@ function namedIn(file: string, repo: string, worktree: string, named: Named[], d
     named.push({ path, real: realOrPlanned(path), repo, what });
     return path;
   };
-  // A hooks directory that is the work tree (`core.hooksPath = .`) is its hooks one by one: bound whole, it would make
-  // the project read-only. One holding the work tree lies outside what the command may write: nothing to keep.
+  // The work tree, or a directory holding it, as written or where it leads (a link to `.`).
+  const tree = realOrPlanned(worktree);
+  const holds = (path: string) => [path, realOrPlanned(path)].some((p) => [worktree, tree].some((t) => t === p || t.startsWith(`${p === "/" ? "" : p}/`)));
+  // A hooks directory that is the work tree or holds it (`core.hooksPath = .`, a nested repository's `..`) is its hooks
+  // one by one: bound whole, it would make the project read-only. Those outside the project are left out (protectedIn).
   const hooksAt = (base: string, given: string) => {
     const dir = resolve(base, given);
-    if (dir === worktree) for (const hook of GIT_HOOKS) at(dir, hook, "hook");
-    else if (dir !== "/" && !worktree.startsWith(`${dir}/`)) at(dir, ".", "hooks directory");
+    if (holds(dir)) for (const hook of GIT_HOOKS) at(dir, hook, "hook");
+    else at(dir, ".", "hooks directory");
     return dir;
   };
-  let section = "";
-  // A line ending in a backslash goes on on the next; `[gpg.ssh]` is the old spelling of `[gpg "ssh"]`.
-  for (const raw of text.replace(/\\\r?\n/g, "").split("\n")) {
-    const line = raw.trim();
-    const header = /^\[\s*([A-Za-z0-9-]+)/.exec(line);
-    if (header) section = header[1]!.toLowerCase();
-    const value = /^([A-Za-z0-9-]+)\s*=\s*(.*)$/.exec(line.replace(/^\[[^\]]*\]\s*/, ""));
-    if (!value) continue;
-    const key = value[1]!.toLowerCase();
-    const read = configValue(value[2]!);
+  for (const { section, key, value: read } of configEntries(text)) {
     // `~/` is the user's home, as git reads it; another user's (`~name/`) is not looked for.
     const given = read.startsWith("~/") && home ? join(home, read.slice(2)) : read;
     if (!given || given.startsWith("~")) continue;
@@ -189,9 +189,8 @@ function namedIn(file: string, repo: string, worktree: string, named: Named[], d
     } else if (COMMANDS[section]?.some((k) => k === key || k === "*")) {
       if (section === "alias" && !given.startsWith("!")) continue;
       for (const program of programsIn(given.replace(/^!/, ""))) {
-        const path = resolve(worktree, program);
-        // Only what lies inside the work tree, and never the work tree or what holds it (`./`): a program is a file.
-        if (path.startsWith(`${worktree}/`)) at(worktree, program, "program");
+        // Never the work tree or what holds it (`./`, `../`): a program is a file. Outside the project: left out (protectedIn).
+        if (!holds(resolve(worktree, program))) at(worktree, program, "program");
       }
     }
   }
@@ -220,27 +219,85 @@ export function programsIn(command: string): string[] {
   return programs;
 }
 
-/** A config line's value as git reads it: quoted parts joined, `\` escapes taken, a `;` or `#` outside quotes ending it. */
-export function configValue(raw: string): string {
-  let out = "";
-  let quoted = false;
-  let pending = "";
-  for (let i = 0; i < raw.length; i++) {
-    const c = raw[i]!;
-    if (c === "\\" && i + 1 < raw.length) {
-      const next = raw[++i]!;
-      out += pending + ({ n: "\n", t: "\t", b: "\b" }[next] ?? next);
-      pending = "";
-    } else if (c === '"') quoted = !quoted;
-    else if (!quoted && (c === ";" || c === "#")) break;
-    else if (!quoted && (c === " " || c === "\t")) pending += c;
-    else {
-      out += pending + c;
+/** One `key = value` of a config file: its section (lower case, without its subsection) and key (lower case). */
+export interface ConfigEntry {
+  section: string;
+  key: string;
+  value: string;
+}
+
+/**
+ * A config file's entries as git's parser reads them (config.c): `#` and `;` start a comment to the end of the line,
+ * outside quotes; a value goes on over a line that ends in a backslash, but a comment does not; `\\`, `\"`, `\n`,
+ * `\t`, `\b` are escapes; blanks outside quotes count only between words; `[name "sub"]` (quoted, escapes taken) and
+ * `[name.sub]` name a subsection; a key may follow its section's header on the same line. Where git would stop with
+ * "bad config line" (and run nothing of the file), reading stops, keeping what came before.
+ */
+export function configEntries(text: string): ConfigEntry[] {
+  const entries: ConfigEntry[] = [];
+  let i = 0;
+  const next = (): string | undefined => {
+    if (text[i] === "\r" && text[i + 1] === "\n") i++;
+    return text[i++];
+  };
+  let section = "";
+  let comment = false;
+  for (;;) {
+    const c = next();
+    if (c === undefined) return entries;
+    if (c === "\n") comment = false;
+    else if (comment || /\s/.test(c)) continue;
+    else if (c === "#" || c === ";") comment = true;
+    else if (c === "[") {
+      const header = /^\s*([A-Za-z0-9.-]+)(\s+"(?:[^"\\\n]|\\.)*")?\s*\]/.exec(text.slice(i, i + 4096));
+      if (!header) return entries;
+      section = header[1]!.toLowerCase().split(".")[0]!;
+      i += header[0].length;
+    } else if (/[A-Za-z]/.test(c)) {
+      let key = c;
+      while (i < text.length && /[A-Za-z0-9-]/.test(text[i]!)) key += text[i++];
+      while (text[i] === " " || text[i] === "\t") i++;
+      if (text[i] === "\n" || text[i] === "\r" || i >= text.length) continue; // a boolean: true, no value
+      if (text[i++] !== "=") return entries;
+      const value = valueAt();
+      if (value === null) return entries;
+      entries.push({ section, key: key.toLowerCase(), value });
+    } else return entries;
+  }
+
+  /** The value from `i` to its line's end (continued lines included), as git reads it; null where git stops. */
+  function valueAt(): string | null {
+    let out = "";
+    let pending = "";
+    let quoted = false;
+    let inComment = false;
+    for (;;) {
+      const c = next();
+      if (c === undefined || c === "\n") return quoted ? null : out;
+      if (inComment) continue;
+      if (!quoted && (c === " " || c === "\t")) {
+        if (out) pending += c;
+        continue;
+      }
+      if (!quoted && (c === "#" || c === ";")) {
+        inComment = true;
+        continue;
+      }
+      let add = c;
+      if (c === "\\") {
+        const escaped = next();
+        if (escaped === "\n") continue;
+        const known: Record<string, string> = { t: "\t", b: "\b", n: "\n", '"': '"', "\\": "\\" };
+        if (escaped === undefined || known[escaped] === undefined) return null;
+        add = known[escaped];
+      } else if (c === '"') {
+        quoted = !quoted;
+        continue;
+      }
+      out += pending + add;
       pending = "";
     }
   }
-  // Blanks outside quotes count only between words: those at the end are never added.
-  return out;
 }
 
 /** The directory a `.git` file ("gitdir: …") points to, resolved; none when it says nothing readable. */

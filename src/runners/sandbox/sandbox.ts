@@ -245,8 +245,8 @@ export function seccompDetail(filter: boolean, why: string): string {
     : `no seccomp filter (${why})`;
 }
 
-/** A check the probe runs inside the sandbox: `/` must not be writable. */
-export const PROBE_COMMAND = "[ ! -w / ]";
+/** A check the probe runs inside the sandbox: neither `/` nor the system bound in it may be writable. */
+export const PROBE_COMMAND = "[ ! -w / ] && [ ! -w /usr ]";
 
 /** Where `program` is: itself when it names a path, else the first executable file of that name in `path` (a PATH value); null when none. */
 export function findProgram(program: string, path: string | undefined): string | null {
