@@ -1,4 +1,4 @@
-import { CallTimeoutError, type SpoolClient } from "../../client/spool-client.js";
+import type { SpoolClient } from "../../client/spool-client.js";
 import { message, type PageContext, type SignedIn } from "./context.js";
 import { fill, h } from "./dom.js";
 import { age, deadlineText, escapeControl, RUN, serverNow, setServerClock } from "./format.js";
@@ -246,9 +246,9 @@ export class App implements PageContext {
       if (conn !== this.#conn) return;
       if (rpc.closed || data.closed) return void this.#lost(conn, `closed while joining (${message(error)})`);
       // Not joined (the server busy, a call refused or unanswered): the page would say "reconnecting" for ever; it tries
-      // again. Joined, and a load after it not answered: what the page shows would stay stale; it connects again too.
+      // again. Joined: a read that failed is read again (run.ts Reread), not the whole connection made again.
       this.toast(`Could not load: ${message(error)}`, "error");
-      if (this.#state !== "open" || error instanceof CallTimeoutError) void this.#lost(conn, `could not join (${message(error)})`);
+      if (this.#state !== "open") void this.#lost(conn, `could not join (${message(error)})`);
     } finally {
       clearTimeout(timer);
     }

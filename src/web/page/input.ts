@@ -155,7 +155,11 @@ export class TerminalInput {
   /** Channel 0's last seq: what a subscription to it reports (nothing is replayed after the largest seq); 0 before any input. */
   async #lastSeq(rpc: SpoolClient): Promise<number> {
     try {
-      const { subscription, channels } = await rpc.call("stream/subscribe", { run: this.run, path: this.path, channel: 0, after: Number.MAX_SAFE_INTEGER });
+      const { subscription, channels } = await rpc.call(
+        "stream/subscribe",
+        { run: this.run, path: this.path, channel: 0, after: Number.MAX_SAFE_INTEGER },
+        { timeoutMs: 0 },
+      );
       void rpc.call("stream/unsubscribe", { subscription }).catch(() => {});
       return channels[0]?.lastSeq ?? 0;
     } catch (error) {

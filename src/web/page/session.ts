@@ -52,7 +52,8 @@ export const connectPage = async () =>
 
 /**
  * How long the page waits for a call's answer: one that never comes fails (CallTimeoutError), and what it was for is
- * read again (run.ts Reread) or the page connects again (a join). A subscription has none (its replay may be long).
+ * read again (run.ts Reread) or the page connects again (a join). A subscription has none (its replay may be long), nor
+ * does what a second try would do twice (a prompt, a budget raised).
  */
 export const CALL_TIMEOUT_MS = 30_000;
 

@@ -337,7 +337,8 @@ export class RunView {
       const prompt = text.value.trim();
       if (!prompt) return;
       void act(this.#page, send, "Prompt", async () => {
-        const reply = await this.#page.rpc!.call("run/prompt", { run: run.alias, prompt });
+        // No deadline: a prompt (or a budget raised) is not sent twice because its answer was slow (session.ts).
+        const reply = await this.#page.rpc!.call("run/prompt", { run: run.alias, prompt }, { timeoutMs: 0 });
         text.value = "";
         // Whoever prompts wants the answer: the conversation goes to its end, and follows it until scrolled away.
         this.#follow = true;

@@ -32,7 +32,7 @@ export function budgetCard(page: PageContext, run: PausedRun, rpc: () => SpoolCl
     return b;
   };
   const raise = button("raise-budget", `Raise by ${amountWords(paused.kind, step)}`, () =>
-    call((c) => c.call("run/budget", { run: run.alias, add: { [paused.kind]: step } })),
+    call((c) => c.call("run/budget", { run: run.alias, add: { [paused.kind]: step } }, { timeoutMs: 0 })),
   );
   const stop = button("stop-run", "Stop the run", () =>
     call((c) => c.call("run/abort", { run: run.alias, reason: "stopped at its budget from the web view" })),
