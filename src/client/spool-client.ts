@@ -79,6 +79,12 @@ export class SpoolClient {
   #closed = false;
   #closing = false;
   #reconnect: { open: () => Promise<Transport>; options: ReconnectOptions } | null = null;
+  /** Transports a reconnect opened and gave up on (not joined): their close is not this client's. */
+  readonly #abandoned = new WeakSet<Transport>();
+  /** A reconnect loop is running. */
+  #reconnecting = false;
+  /** The transport that closed while the loop was joining with it: tried again, not taken as joined. */
+  #closedWhileJoining: Transport | null = null;
   /** Per method, the params field a binary frame's bytes fill, as this connection's server advertised at initialize. */
   #binary: Readonly<Record<string, string>> = {};
   /** How long a call waits for its answer before it fails with CallTimeoutError (0: for ever). */
@@ -143,10 +149,12 @@ export class SpoolClient {
     this.#binary = {};
     transport.onMessage((text) => this.#receive(text));
     transport.onClose((code, reason) => {
-      if (transport !== this.#transport) return;
+      if (transport !== this.#transport || this.#abandoned.has(transport)) return;
       this.#rejectPending(`connection closed (${code}${reason ? `: ${reason}` : ""})`);
       if (this.#reconnect && !this.#closing) {
-        void this.#reconnectLoop();
+        // One loop at a time: a socket that closes while the loop joins with it is the loop's to try again.
+        if (this.#reconnecting) this.#closedWhileJoining = transport;
+        else void this.#reconnectLoop();
         return;
       }
       this.#closed = true;
@@ -155,14 +163,24 @@ export class SpoolClient {
   }
 
   async #reconnectLoop(): Promise<void> {
+    this.#reconnecting = true;
+    try {
+      await this.#reconnectTries();
+    } finally {
+      this.#reconnecting = false;
+    }
+  }
+
+  async #reconnectTries(): Promise<void> {
     const { open, options } = this.#reconnect!;
     let delay = options.minMs ?? 100;
     this.#closed = true;
     while (!this.#closing) {
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(options.maxMs ?? 5_000, delay * 2);
+      let transport: Transport | null = null;
       try {
-        const transport = await open();
+        transport = await open();
         this.#transport = transport;
         this.#attach(transport);
         this.#closed = false;
@@ -172,11 +190,22 @@ export class SpoolClient {
           ...(options.role ? { role: options.role } : {}),
         });
         for (const watch of this.#watches) await watch.resubscribe();
+        if (this.#closedWhileJoining === transport) throw new Error("closed while joining");
         for (const l of this.#reconnectListeners) l();
         return;
       } catch {
         this.#closed = true;
-        // try again after the next delay
+        // Not joined (its initialize refused: the project gone, say): its socket is closed, not left open at every
+        // try, and its close starts no second loop. Tried again after the next delay.
+        if (transport) {
+          this.#abandoned.add(transport);
+          this.#rejectPending("connection closed (not joined)");
+          try {
+            transport.close(1000, "not joined");
+          } catch {
+            // Already gone.
+          }
+        }
       }
     }
   }

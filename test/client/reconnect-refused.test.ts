@@ -1,0 +1,39 @@
+import { SpoolClient } from "spool/client";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
+
+/**
+ * A client that reconnects by itself (`SpoolClient.open`) into a project removed meanwhile: every try's `initialize` is
+ * refused (NOT_FOUND). Each such connection is closed by the client, one loop tries at a time: the server never holds
+ * more than the one being tried (they piled up, one every few hundred ms, for as long as the client lived). A real
+ * in-process server over WebSocket.
+ */
+let ts: TestServer;
+beforeAll(async () => {
+  ts = await startTestServer({ localRunner: false });
+});
+afterAll(() => ts.stop());
+
+it("closes each connection whose initialize is refused on a reconnect, and keeps trying with one at a time", async () => {
+  (await ts.clientIn("going")).close();
+  const admin = await ts.clientIn("elsewhere");
+  const watcher = await SpoolClient.open(ts.server.url, {
+    token: ts.server.token,
+    reconnect: { project: "going", minMs: 10, maxMs: 20, client: { name: "stays", version: "1" } },
+  });
+  const open = () => [...ts.server.rpc.connections].filter((c) => !c.closed).length;
+  await eventually(async () => open() === 2, 5_000, "the set-up client's connection to close");
+  // Removing the project closes the connections joined to it; the client's tries are refused from then on.
+  await admin.call("project/delete", { project: "going", runs: 0 });
+  // A try every 10-20 ms: over 1.5 s some seventy, each refused. Open at any moment: the admin's, the one being tried,
+  // and one finishing its close.
+  let most = 0;
+  for (const started = Date.now(); Date.now() - started < 1_500; ) {
+    most = Math.max(most, open());
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  expect(most).toBeLessThanOrEqual(3);
+  expect(watcher.closed).toBe(true);
+  watcher.close();
+  admin.close();
+});
