@@ -164,25 +164,40 @@ export class SpoolClient {
 
   async #reconnectLoop(): Promise<void> {
     this.#reconnecting = true;
+    let joined = false;
     try {
-      await this.#reconnectTries();
+      joined = await this.#reconnectTries();
     } finally {
       this.#reconnecting = false;
     }
+    if (!joined) return;
+    // Joined: who listens is told; one that throws undoes nothing.
+    for (const listener of this.#reconnectListeners) {
+      try {
+        listener();
+      } catch {
+        // The listener's own failure.
+      }
+    }
   }
 
-  async #reconnectTries(): Promise<void> {
+  /** Connects and joins again, waiting longer each time; false when the client was closed meanwhile. */
+  async #reconnectTries(): Promise<boolean> {
     const { open, options } = this.#reconnect!;
     let delay = options.minMs ?? 100;
     this.#closed = true;
     while (!this.#closing) {
       await new Promise((r) => setTimeout(r, delay));
+      // Closed by its user while it waited: nothing is opened.
+      if (this.#closing) return false;
       delay = Math.min(options.maxMs ?? 5_000, delay * 2);
+      this.#closedWhileJoining = null;
       let transport: Transport | null = null;
       try {
         transport = await open();
         this.#transport = transport;
         this.#attach(transport);
+        if (this.#closing) throw new Error("closed by its user");
         this.#closed = false;
         await this.initialize(options.project, {
           ...(options.root ? { root: options.root } : {}),
@@ -191,12 +206,12 @@ export class SpoolClient {
         });
         for (const watch of this.#watches) await watch.resubscribe();
         if (this.#closedWhileJoining === transport) throw new Error("closed while joining");
-        for (const l of this.#reconnectListeners) l();
-        return;
+        if (this.#closing) throw new Error("closed by its user");
+        return true;
       } catch {
         this.#closed = true;
-        // Not joined (its initialize refused: the project gone, say): its socket is closed, not left open at every
-        // try, and its close starts no second loop. Tried again after the next delay.
+        // Not joined (its initialize refused: the project gone, say; or the client closed meanwhile): its socket is
+        // closed, not left open at every try, and its close starts no second loop. Tried again after the next delay.
         if (transport) {
           this.#abandoned.add(transport);
           this.#rejectPending("connection closed (not joined)");
@@ -208,6 +223,7 @@ export class SpoolClient {
         }
       }
     }
+    return false;
   }
 
   /** Calls a method with its typed params; rejects with SpoolRpcError on an error response, or when `signal` aborts. */

@@ -1,6 +1,7 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: stream notifications arrive as parsed JSON, read field by field as the original client did
 import type { MethodName, ParamsOf, ResultOf } from "../protocol/methods/index.js";
 import { ENTRY } from "../protocol/status.js";
+import { SpoolRpcError } from "./errors.js";
 
 export interface StreamChunk {
   channel: number;
@@ -20,7 +21,7 @@ export interface StreamWatch {
   /** Per channel, the last seq stored when the watch began: chunks up to it were there already, later ones are live. */
   readonly stored: ReadonlyMap<number, number>;
   /** Resolves when every watched channel has ended, with each channel's terminal status. */
-  readonly ended: Promise<Map<number, { status: number; exit_code?: number | null }>>;
+  readonly ended: Promise<Map<number, { status: number; exit_code?: number | null; lost?: string }>>;
   close(): Promise<void>;
 }
 
@@ -44,8 +45,11 @@ export interface CallsAndListens {
   on(method: string, listener: (params: any) => void): () => void;
 }
 
-/** How a channel ended (or, with `snapshot`, that it is still streaming). */
-type Ending = { status: number; exit_code?: number | null };
+/**
+ * How a channel ended (or, with `snapshot`, that it is still streaming); `lost`: the watch could not follow it further
+ * (after a reconnect the server refused its subscription) and why — what came after its `lastSeq` was not delivered.
+ */
+type Ending = { status: number; exit_code?: number | null; lost?: string };
 
 /**
  * Watches a producer's channels: replays what is stored after `after`, then
@@ -126,10 +130,24 @@ class ChannelWatch implements Resubscribe {
     return new Map(first.channels.map((c) => [c.channel, c.lastSeq] as const));
   }
 
-  /** After a reconnect: one subscription per unfinished channel, each from its own last seq. */
+  /**
+   * After a reconnect: one subscription per unfinished channel, each from its own last seq. One the server refuses (the
+   * run removed, the caller's role lowered) ends with `lost` saying why — the reader is told what it did not get — and
+   * is not asked for again at every later reconnect; a connection lost meanwhile fails the whole (the client tries again).
+   */
   async resubscribe(): Promise<void> {
     this.#ids.clear();
-    for (const c of this.#channels.filter((c) => !this.#endings.has(c))) await this.#subscribe(c, this.lastSeq.get(c) ?? 0);
+    for (const c of this.#channels.filter((c) => !this.#endings.has(c))) {
+      const after = this.lastSeq.get(c) ?? 0;
+      try {
+        await this.#subscribe(c, after);
+      } catch (error) {
+        if (!(error instanceof SpoolRpcError)) throw error;
+        this.#endings.set(c, { status: ENTRY.streaming, lost: `not followed after seq ${after}: ${error.message}` });
+        this.#stored.delete(c);
+        this.#settleWhenDone();
+      }
+    }
   }
 
   async close(): Promise<void> {

@@ -33,7 +33,27 @@ it("closes each connection whose initialize is refused on a reconnect, and keeps
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   expect(most).toBeLessThanOrEqual(3);
-  expect(watcher.closed).toBe(true);
   watcher.close();
   admin.close();
+});
+
+it("a client closed while it waits to reconnect opens nothing more", async () => {
+  (await ts.clientIn("closing")).close();
+  const client = await SpoolClient.open(ts.server.url, {
+    token: ts.server.token,
+    reconnect: { project: "closing", minMs: 200, maxMs: 200, client: { name: "closes", version: "1" } },
+  });
+  const mine = () => [...ts.server.rpc.connections].filter((c) => !c.closed && c.clientInfo?.name === "closes");
+  expect(mine()).toHaveLength(1);
+  // The server drops it; its user closes it while its reconnect waits its first 200 ms.
+  mine()[0]!.close(1012, "dropped");
+  await eventually(async () => client.closed, 5_000, "the client to see the drop");
+  client.close();
+  // Past several of its tries' delays: nothing of it joined again (it joined 200 ms later, with no one holding it).
+  let most = 0;
+  for (const started = Date.now(); Date.now() - started < 1_000; ) {
+    most = Math.max(most, mine().length + [...ts.server.rpc.connections].filter((c) => !c.closed && !c.project).length);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  expect(most).toBe(0);
 });
