@@ -18,6 +18,13 @@ import { startTestServer, type TestServer, tempDir } from "../helpers/server.js"
  */
 
 // Issue 23 review, finding 1: sshd and the login shell run ~/.ssh/rc, ~/.profile, ~/.bashrc outside any sandbox.
+/** A repository as git finds one at `dir/.git` (objects, refs, a HEAD), its config `config`. */
+function gitRepo(dir: string, config: string): void {
+  for (const sub of ["objects", "refs"]) mkdirSync(join(dir, ".git", sub), { recursive: true });
+  writeFileSync(join(dir, ".git/HEAD"), "ref: refs/heads/main\n");
+  writeFileSync(join(dir, ".git/config"), config);
+}
+
 describeWithBwrap("workspace-write never writes what a login runs", () => {
   let ts: TestServer;
   let client: SpoolClient;
@@ -270,10 +277,7 @@ describeWithBwrap("workspace-write never writes what a login runs", () => {
       // Includes itself, fanning out: read once (git stops at its depth; ten to the fourth reads would hold the start).
       ["fan", `[include]\n${"\tpath = config\n".repeat(4)}`],
     ] as const) {
-      mkdirSync(join(root, repo, ".git/objects"), { recursive: true });
-      mkdirSync(join(root, repo, ".git/refs"), { recursive: true });
-      writeFileSync(join(root, repo, ".git/HEAD"), "ref: refs/heads/main\n");
-      writeFileSync(join(root, repo, ".git/config"), config);
+      gitRepo(join(root, repo), config);
     }
     writeFileSync(join(root, "inc.gitconfig"), "[core]\n\thooksPath = .hooks\n");
     mkdirSync(join(root, "hooks-target"));
@@ -387,9 +391,7 @@ describeWithBwrap("workspace-write never writes what a login runs", () => {
       ["hr", "[core]\n\thooksPath = _\n"],
       ["up", "[core]\n\thooksPath = ..\n"],
     ] as const) {
-      for (const dir of [".git/objects", ".git/refs"]) mkdirSync(join(root, repo, dir), { recursive: true });
-      writeFileSync(join(root, repo, ".git/HEAD"), "ref: refs/heads/main\n");
-      writeFileSync(join(root, repo, ".git/config"), config);
+      gitRepo(join(root, repo), config);
     }
     writeFileSync(join(root, "dot/post-commit"), "#!/bin/sh\n");
     mkdirSync(join(root, "hr/_"));

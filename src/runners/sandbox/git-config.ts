@@ -219,6 +219,9 @@ export function programsIn(command: string): string[] {
   return programs;
 }
 
+/** The escapes git takes in a config value; any other is "bad config line". */
+const ESCAPES: Readonly<Record<string, string>> = { t: "\t", b: "\b", n: "\n", '"': '"', "\\": "\\" };
+
 /** One `key = value` of a config file: its section (lower case, without its subsection) and key (lower case). */
 export interface ConfigEntry {
   section: string;
@@ -287,9 +290,9 @@ export function configEntries(text: string): ConfigEntry[] {
       if (c === "\\") {
         const escaped = next();
         if (escaped === "\n") continue;
-        const known: Record<string, string> = { t: "\t", b: "\b", n: "\n", '"': '"', "\\": "\\" };
-        if (escaped === undefined || known[escaped] === undefined) return null;
-        add = known[escaped];
+        const taken = escaped === undefined ? undefined : ESCAPES[escaped];
+        if (taken === undefined) return null;
+        add = taken;
       } else if (c === '"') {
         quoted = !quoted;
         continue;
