@@ -179,9 +179,62 @@ export function text(page: Page, selector: string): Promise<string> {
  */
 export const card = (path: string) => `.proposal:not(.other-project)[data-path="${path}"]`;
 
-/** Waits until a channel's terminal shows `needle` on its rows. */
-export function waitTerminal(page: Page, channel: number, needle: string): Promise<unknown> {
-  return page.waitForFunction((ch, s) => document.querySelector(`.term[data-channel="${ch}"] .xterm-rows`)?.textContent?.includes(s), {}, channel, needle);
+/**
+ * Waits until a channel's terminal shows `needle` on its rows, as a person watching it would: xterm.js draws no rows
+ * while its terminal is out of the viewport, so a terminal that is not in view is scrolled into it (said on the
+ * console: the page moved it). When the needle never shows, the error says where the output stopped: received by the
+ * page (the connection), parsed by xterm.js (the page's frames), or drawn (its rows, where the terminal is).
+ */
+export async function waitTerminal(page: Page, channel: number, needle: string): Promise<void> {
+  const before = await terminalState(page, channel).catch(() => null);
+  try {
+    await page.waitForFunction(
+      (ch, s) => {
+        const term = document.querySelector(`.term[data-channel="${ch}"]`);
+        if (!term) return false;
+        const box = term.getBoundingClientRect();
+        if (box.height > 0 && (box.bottom <= 0 || box.top >= innerHeight)) {
+          term.scrollIntoView({ block: "nearest" });
+          const moved = window as unknown as { spoolTestScrolled?: string[] };
+          (moved.spoolTestScrolled ??= []).push(`channel ${ch} at ${Math.round(box.top)}-${Math.round(box.bottom)} of ${innerHeight}`);
+        }
+        return term.querySelector(".xterm-rows")?.textContent?.includes(s);
+      },
+      {},
+      channel,
+      needle,
+    );
+  } catch (error) {
+    const after = await terminalState(page, channel).catch((e: unknown) => `unreadable: ${String(e)}`);
+    throw new Error(
+      `channel ${channel} never showed ${JSON.stringify(needle)}\n  when the wait began: ${JSON.stringify(before)}\n  when it gave up: ${JSON.stringify(after)}`,
+      {
+        cause: error,
+      },
+    );
+  }
+  const scrolled = await page.evaluate(() => (window as unknown as { spoolTestScrolled?: string[] }).spoolTestScrolled?.splice(0) ?? []).catch(() => []);
+  if (scrolled.length > 0) console.warn(`waitTerminal(${JSON.stringify(needle)}): the terminal was out of view and scrolled into it: ${scrolled.join("; ")}`);
+}
+
+/** What a channel's terminal received, parsed and shows, with the page's state: for a failure's message. */
+function terminalState(page: Page, channel: number): Promise<Record<string, unknown>> {
+  return page.evaluate((ch) => {
+    const term = document.querySelector<HTMLElement>(`.term[data-channel="${ch}"]`);
+    const rows = term?.querySelector(".xterm-rows")?.textContent ?? null;
+    return {
+      at: new Date().toISOString(),
+      visibility: document.visibilityState,
+      connection: document.querySelector(".conn")?.className ?? null,
+      route: location.hash,
+      terminal: term ? { ...term.dataset } : null,
+      // xterm.js draws no rows while its terminal is out of the viewport (its IntersectionObserver): where it is.
+      box: term ? (({ top, bottom, height }) => ({ top, bottom, height }))(term.getBoundingClientRect()) : null,
+      viewport: { height: innerHeight, scrollY },
+      lastRows: rows === null ? null : rows.slice(-160),
+      toasts: [...document.querySelectorAll(".toast")].map((t) => t.textContent),
+    };
+  }, channel);
 }
 
 export interface BrowserHarnessOptions {

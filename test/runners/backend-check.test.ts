@@ -19,8 +19,12 @@ import { eventually, startTestServer, type TestServer, tempDir } from "../helper
  * prints a line for each command, and a Docker runner mounts the project root into its containers.
  */
 
-/** A refused runner exits within this long beyond starting up: no retries, no waiting for a timeout. */
-const PROMPT_MS = 5_000;
+/**
+ * A refused runner exits within this long beyond starting up: no retries, no waiting for a timeout (the runner's own
+ * are 30 s and more, and failingRunner kills it at 30 s). It leaves room for the engine or sshd of a machine kept busy:
+ * with four files at a time on two cores, Docker's refused pull alone took 5.9 s beyond the baseline (5 s was the limit).
+ */
+const PROMPT_MS = 15_000;
 
 /** Runs `spool runner` that is expected to fail: its exit code and output. */
 async function failingRunner(args: string[]) {
