@@ -85,6 +85,8 @@ export class SpoolClient {
   #reconnecting = false;
   /** The transport that closed while the loop was joining with it: tried again, not taken as joined. */
   #closedWhileJoining: Transport | null = null;
+  /** The close listeners were told (they are told once). */
+  #toldClosed = false;
   /** Per method, the params field a binary frame's bytes fill, as this connection's server advertised at initialize. */
   #binary: Readonly<Record<string, string>> = {};
   /** How long a call waits for its answer before it fails with CallTimeoutError (0: for ever). */
@@ -158,8 +160,15 @@ export class SpoolClient {
         return;
       }
       this.#closed = true;
-      for (const l of this.#closeListeners) l(code, reason);
+      this.#tellClosed(code, reason);
     });
+  }
+
+  /** Tells the close listeners, once: at the close that ends the client, or when it is closed between reconnects. */
+  #tellClosed(code: number, reason: string): void {
+    if (this.#toldClosed) return;
+    this.#toldClosed = true;
+    for (const l of this.#closeListeners) l(code, reason);
   }
 
   async #reconnectLoop(): Promise<void> {
@@ -170,7 +179,11 @@ export class SpoolClient {
     } finally {
       this.#reconnecting = false;
     }
-    if (!joined) return;
+    if (!joined) {
+      // Closed by its user between tries: no socket was open to say so.
+      this.#tellClosed(1000, "client closing");
+      return;
+    }
     // Joined: who listens is told; one that throws undoes nothing.
     for (const listener of this.#reconnectListeners) {
       try {
@@ -246,7 +259,13 @@ export class SpoolClient {
     if (!signal) return call;
     // An aborted call's reply (or its rejection at close) is no longer awaited by anyone.
     call.catch(() => undefined);
-    return Promise.race([call, new Promise<never>((_, reject) => signal.addEventListener("abort", () => reject(signal.reason), { once: true }))]);
+    // The listener goes when the call settles: one signal shared by many calls (a session's, say) holds none of them.
+    let onAbort: () => void = () => undefined;
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(signal.reason);
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
+    return Promise.race([call, aborted]).finally(() => signal.removeEventListener("abort", onAbort));
   }
 
   /**

@@ -37,12 +37,14 @@ it("closes each connection whose initialize is refused on a reconnect, and keeps
   admin.close();
 });
 
-it("a client closed while it waits to reconnect opens nothing more", async () => {
+it("a client closed while it waits to reconnect opens nothing more, and its close listeners are told once", async () => {
   (await ts.clientIn("closing")).close();
   const client = await SpoolClient.open(ts.server.url, {
     token: ts.server.token,
     reconnect: { project: "closing", minMs: 200, maxMs: 200, client: { name: "closes", version: "1" } },
   });
+  const told: [number, string][] = [];
+  client.onClose((code, reason) => told.push([code, reason]));
   const mine = () => [...ts.server.rpc.connections].filter((c) => !c.closed && c.clientInfo?.name === "closes");
   expect(mine()).toHaveLength(1);
   // The server drops it; its user closes it while its reconnect waits its first 200 ms.
@@ -56,4 +58,7 @@ it("a client closed while it waits to reconnect opens nothing more", async () =>
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   expect(most).toBe(0);
+  // The drop was the reconnect's to mend (not told); the user's close ended the client (told once, though no socket
+  // was open to close).
+  expect(told).toEqual([[1000, "client closing"]]);
 });
