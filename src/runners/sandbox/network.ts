@@ -29,18 +29,23 @@ const LAUNCHER = [
   "exec 7<&-",
   "sandbox=$!",
   'exec 5>"$d/go"',
-  'child=$(sed -n \'s/.*"child-pid": *\\([0-9]*\\).*/\\1/p\' "$d/info")',
+  // bwrap's --info-fd JSON has `"child-pid": N,` on a line of its own. Read by the shell itself, as everything below
+  // but mktemp, mkfifo and rm: each program a launch starts costs ~2-4 ms of CPU, and a launch is on every command's way.
+  'child=; while IFS=\' :,\' read -r key value _; do if [ "$key" = \'"child-pid"\' ]; then child=$value; fi; done <"$d/info"',
+  "case $child in *[!0-9]*) child= ;; esac",
   'if [ -z "$child" ]; then wait $sandbox; code=$?; rm -rf "$d"; exit $code; fi',
   // bwrap's child gives the namespace's loopback 127.0.0.1 (RTM_NEWADDR, exclusive) after it reported its pid, and
   // slirp4netns --configure brings lo up, which makes the kernel add 127.0.0.1 itself: started before bwrap's add,
   // it made that fail ("bwrap: loopback: Failed RTM_NEWADDR", 16 of 200 launches 20 at once) and the command never
   // ran. So slirp4netns waits until the address is in the namespace's routes (or bwrap is gone; at most 1000 polls).
-  'n=0; while [ -r "/proc/$child/net/fib_trie" ] && ! grep -q "127\\.0\\.0\\.1" "/proc/$child/net/fib_trie" && kill -0 $sandbox 2>/dev/null && [ $n -lt 1000 ]; do n=$((n + 1)); sleep 0.01; done',
+  'loopback() { while IFS= read -r line; do case $line in *127.0.0.1*) return 0 ;; esac; done <"/proc/$child/net/fib_trie"; return 1; }',
+  'n=0; while [ -r "/proc/$child/net/fib_trie" ] && ! loopback && kill -0 $sandbox 2>/dev/null && [ $n -lt 1000 ]; do n=$((n + 1)); sleep 0.01; done',
   // A bwrap that made a user namespace (where the machine has them, root runners' too) owns the network namespace from there.
-  'userns=; if [ "$(readlink "/proc/$child/ns/user")" != "$(readlink /proc/self/ns/user)" ]; then userns="--userns-path=/proc/$child/ns/user"; fi',
+  'userns=; if ! [ "/proc/$child/ns/user" -ef /proc/$$/ns/user ]; then userns="--userns-path=/proc/$child/ns/user"; fi',
   `"$slirp" --configure --mtu=65520 --disable-host-loopback --ready-fd=6 $userns --netns-type=path "/proc/$child/ns/net" tap0 6>"$d/ready" >/dev/null 2>"$d/err" ${SECCOMP_FD}<&- ${SETUP_FD}>&- &`,
   "net=$!",
-  'if [ "$(head -c 1 "$d/ready")" != "1" ]; then echo "spool: slirp4netns could not give the sandbox its network: $(head -c 300 "$d/err")" >&2; kill -9 $sandbox $net 2>/dev/null; wait; rm -rf "$d"; exit 125; fi',
+  // slirp4netns writes "1" on --ready-fd and closes it (or exits without a byte).
+  'ready=; IFS= read -r ready <"$d/ready"; if [ "$ready" != "1" ]; then echo "spool: slirp4netns could not give the sandbox its network: $(head -c 300 "$d/err")" >&2; kill -9 $sandbox $net 2>/dev/null; wait; rm -rf "$d"; exit 125; fi',
   // In a subshell: a bwrap that could not set its sandbox up has gone, and the launcher must not die of the SIGPIPE.
   "(printf x >&5) 2>/dev/null",
   "exec 5>&-",
