@@ -25,6 +25,10 @@ const [P, W, Q, SECONDS, LINE_BYTES, RATE] = [200, 50, 10, 20, 512, 20].map((d, 
   number,
 ];
 const RUNNERS = 2;
+// SPOOL_BENCH_SANDBOX=full SPOOL_BENCH_RUNNER_ARGS="--sandbox off": the same load with no sandbox, to tell its share
+// (each command's start in a sandbox of its own is most of the tail while the producers start).
+const SANDBOX = process.env.SPOOL_BENCH_SANDBOX as "read-only" | "workspace-write" | "full" | undefined;
+const RUNNER_ARGS = (process.env.SPOOL_BENCH_RUNNER_ARGS ?? "").split(" ").filter(Boolean);
 const LINES = SECONDS * RATE;
 
 // One perl process per producer: no fork per line, a timestamp and a counter on each.
@@ -89,13 +93,18 @@ console.log(`store: ${admin_ ? "PostgreSQL" : "SQLite"}, ${SERVERS} server${SERV
 console.log(`${P} producers (${RATE} lines/s of ${LINE_BYTES} bytes for ${SECONDS} s, through ${RUNNERS} attached runners), ${W} watchers, ${Q} pollers`);
 const admin = await server.connect();
 await admin.initialize("load", { root: server.root });
-const runners = await Promise.all(Array.from({ length: RUNNERS }, (_, i) => startRunnerProcess(serverOf(i), "load", `runner-${i}`, ["--backend", "local"])));
+const runners = await Promise.all(
+  Array.from({ length: RUNNERS }, (_, i) => startRunnerProcess(serverOf(i), "load", `runner-${i}`, ["--backend", "local", ...RUNNER_ARGS])),
+);
 const errors: string[] = [];
 const fail = (where: string) => (e: unknown) => void errors.push(`${where}: ${e instanceof Error ? e.message : String(e)}`);
 try {
   await admin.call("run/create", { alias: "load" });
   const paths: string[] = [];
-  for (let i = 0; i < P; i++) paths.push((await admin.call("proposal/create", { run: "load", tool: "sh", command: `${commandFor(i)} # ${i}` })).path);
+  for (let i = 0; i < P; i++)
+    paths.push(
+      (await admin.call("proposal/create", { run: "load", tool: "sh", command: `${commandFor(i)} # ${i}`, ...(SANDBOX ? { sandbox: SANDBOX } : {}) })).path,
+    );
 
   // Watchers subscribe before anything runs, so they see every line live.
   const latencies: number[] = [];
