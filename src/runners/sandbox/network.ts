@@ -16,10 +16,13 @@ import { SETUP_FD } from "./setup.js";
  * runs. The launcher is a shell script (so a terminal command, started through a pty, gets it as well): it waits for
  * bwrap, stops slirp4netns and exits with bwrap's status. Everything stays in the command's process group.
  */
-const LAUNCHER = [
+const LAUNCHER_START = [
   // $0: slirp4netns, $1: bwrap, then bwrap's arguments; $SPOOL_IGNORE: signals the launcher and bwrap ignore.
   "if [ -n \"$SPOOL_IGNORE\" ]; then trap '' $SPOOL_IGNORE; fi; unset SPOOL_IGNORE",
   "d=$(mktemp -d) || exit 125",
+];
+// Then, when there is one, the seccomp filter's file, in $d (networkLauncher).
+const LAUNCHER = [
   'mkfifo "$d/go" "$d/info" "$d/ready" || exit 125',
   "slirp=$0; bwrap=$1; shift",
   // Opened in the order the launcher opens the other ends (a FIFO's open waits for its peer).
@@ -55,7 +58,7 @@ const LAUNCHER = [
   "wait $net 2>/dev/null",
   'rm -rf "$d"',
   "exit $code",
-].join("\n");
+];
 
 /** The program and arguments that start bwrap in a network namespace of its own with slirp4netns; `ignore`: signals the launcher and bwrap ignore. */
 export function networkLauncher(
@@ -65,8 +68,8 @@ export function networkLauncher(
   ignore: readonly string[],
   seccomp: Buffer | null = null,
 ): { file: string; args: string[]; env: Record<string, string> } {
-  // The seccomp filter, for args that name it, opened first (bwrap reads it; slirp4netns is started without it).
-  const script = seccomp ? `${seccompPrelude(seccomp)}\n${LAUNCHER}` : LAUNCHER;
+  // The seccomp filter, for args that name it, opened before bwrap starts (bwrap reads it; slirp4netns is started without it).
+  const script = [...LAUNCHER_START, ...(seccomp ? [seccompPrelude(seccomp, '"$d"')] : []), ...LAUNCHER].join("\n");
   return { file: "/bin/sh", args: ["-c", script, slirp, bwrap, ...args], env: ignore.length > 0 ? { SPOOL_IGNORE: ignore.join(" ") } : {} };
 }
 

@@ -219,9 +219,12 @@ export const SECCOMP_FD = 9;
 /**
  * A shell line (one brace group) that opens `program` on SECCOMP_FD: written with printf's octal escapes (POSIX, NUL bytes too) into a
  * file of mktemp's, opened, removed at once. bubblewrap reads the descriptor and closes it before the command runs.
+ * `dir`: a shell word naming a private directory the script made and removes itself (the network launcher's "$d"):
+ * the file is written there, which saves starting mktemp and rm (~6 ms of CPU a launch).
  */
-export function seccompPrelude(program: Buffer): string {
+export function seccompPrelude(program: Buffer, dir?: string): string {
   const escaped = [...program].map((byte) => `\\${byte.toString(8).padStart(3, "0")}`).join("");
+  if (dir) return `{ printf '${escaped}' > ${dir}/seccomp || { rm -rf ${dir}; exit 125; }; exec ${SECCOMP_FD}<${dir}/seccomp; }`;
   return `{ s=$(mktemp) || exit 125; printf '${escaped}' > "$s" || { rm -f "$s"; exit 125; }; exec ${SECCOMP_FD}<"$s"; rm -f "$s"; }`;
 }
 
