@@ -223,9 +223,20 @@ export const SECCOMP_FD = 9;
  * the file is written there, which saves starting mktemp and rm (~6 ms of CPU a launch).
  */
 export function seccompPrelude(program: Buffer, dir?: string): string {
-  const escaped = [...program].map((byte) => `\\${byte.toString(8).padStart(3, "0")}`).join("");
+  const escaped = escapedOf(program);
   if (dir) return `{ printf '${escaped}' > ${dir}/seccomp || { rm -rf ${dir}; exit 125; }; exec ${SECCOMP_FD}<${dir}/seccomp; }`;
   return `{ s=$(mktemp) || exit 125; printf '${escaped}' > "$s" || { rm -f "$s"; exit 125; }; exec ${SECCOMP_FD}<"$s"; rm -f "$s"; }`;
+}
+
+/** printf's escapes of each filter, made once: the filters are few and kept (seccompFor), a launch is per command (~3 ms each). */
+const escapes = new WeakMap<Buffer, string>();
+function escapedOf(program: Buffer): string {
+  let escaped = escapes.get(program);
+  if (escaped === undefined) {
+    escaped = [...program].map((byte) => `\\${byte.toString(8).padStart(3, "0")}`).join("");
+    escapes.set(program, escaped);
+  }
+  return escaped;
 }
 
 const unixRefused = new Map<string, Buffer | null>();
