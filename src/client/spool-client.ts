@@ -168,7 +168,13 @@ export class SpoolClient {
   #tellClosed(code: number, reason: string): void {
     if (this.#toldClosed) return;
     this.#toldClosed = true;
-    for (const l of this.#closeListeners) l(code, reason);
+    for (const listener of this.#closeListeners) {
+      try {
+        listener(code, reason);
+      } catch {
+        // The listener's own failure: the others are told still.
+      }
+    }
   }
 
   async #reconnectLoop(): Promise<void> {
@@ -457,6 +463,8 @@ export class SpoolClient {
   close(): void {
     this.#closing = true;
     this.#transport.close(1000, "client closing");
+    // Between two reconnect tries no open socket will say it closed: the client's end is now.
+    if (this.#reconnecting) this.#tellClosed(1000, "client closing");
   }
 
   #receive(text: string): void {

@@ -44,6 +44,9 @@ it("a client closed while it waits to reconnect opens nothing more, and its clos
     reconnect: { project: "closing", minMs: 200, maxMs: 200, client: { name: "closes", version: "1" } },
   });
   const told: [number, string][] = [];
+  client.onClose(() => {
+    throw new Error("a listener's own failure");
+  });
   client.onClose((code, reason) => told.push([code, reason]));
   const mine = () => [...ts.server.rpc.connections].filter((c) => !c.closed && c.clientInfo?.name === "closes");
   expect(mine()).toHaveLength(1);
@@ -51,6 +54,8 @@ it("a client closed while it waits to reconnect opens nothing more, and its clos
   mine()[0]!.close(1012, "dropped");
   await eventually(async () => client.closed, 5_000, "the client to see the drop");
   client.close();
+  // Told at the close, not at the end of the try's delay; a listener that throws keeps none of the others from it.
+  expect(told).toEqual([[1000, "client closing"]]);
   // Past several of its tries' delays: nothing of it joined again (it joined 200 ms later, with no one holding it).
   let most = 0;
   for (const started = Date.now(); Date.now() - started < 1_000; ) {
