@@ -36,7 +36,9 @@ const LAUNCHER = [
   // but mktemp, mkfifo and rm: each program a launch starts costs ~2-4 ms of CPU, and a launch is on every command's way.
   'child=; while IFS=\' :,\' read -r key value _; do if [ "$key" = \'"child-pid"\' ]; then child=$value; fi; done <"$d/info"',
   "case $child in *[!0-9]*) child= ;; esac",
-  'if [ -z "$child" ]; then wait $sandbox; code=$?; rm -rf "$d"; exit $code; fi',
+  // No pid: bwrap failed before its sandbox (its status says why), or said something unexpected and waits on go:
+  // not left waiting for ever (the command never runs).
+  'if [ -z "$child" ]; then exec 5>&-; kill -9 $sandbox 2>/dev/null; wait $sandbox; code=$?; rm -rf "$d"; exit $code; fi',
   // bwrap's child gives the namespace's loopback 127.0.0.1 (RTM_NEWADDR, exclusive) after it reported its pid, and
   // slirp4netns --configure brings lo up, which makes the kernel add 127.0.0.1 itself: started before bwrap's add,
   // it made that fail ("bwrap: loopback: Failed RTM_NEWADDR", 16 of 200 launches 20 at once) and the command never
