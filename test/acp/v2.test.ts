@@ -107,10 +107,11 @@ describe("ACP v2 at /acp", () => {
         .map((u) => decode((u.update as { data?: string; output?: { data: string } }).output?.data ?? (u.update as { data: string }).data))
         .join("");
       expect(text).toBe(TICKS_OUT);
-      // Live: the first line arrived well before the command ended (it prints for ~800 ms), in several chunks.
+      // Live: the first line arrived well before the command ended (it prints for ~800 ms), in more than one chunk (a
+      // busy machine reads several lines into one: two CI runs side by side gave two).
       const first = chunks.find((u) => decode((u.update as V2Update<"terminal_output_chunk">).data).includes("tick1"))!;
       expect(first).toBeTruthy();
-      expect(chunks.length).toBeGreaterThanOrEqual(3);
+      expect(chunks.length).toBeGreaterThanOrEqual(2);
       expect(exit.at - first.at).toBeGreaterThanOrEqual(400);
       const index = (x: { update: unknown }) => all.findIndex((u) => u.update === x.update);
       expect(index(first)).toBeLessThan(index(exit));

@@ -175,12 +175,18 @@ describe("runner pools on one server", () => {
     // Every client shows it resting (runner/list, and the words the CLI and the page take from runnerShown).
     const listed = (await admin.call("runner/list", {})).runners as any[];
     const shownBad = listed.find((r) => r.name === "zone-bad");
-    expect(shownBad).toMatchObject({ state: "claiming", resting: { failedStarts: 1, until: expect.any(Number) } });
-    expect(runnerShown(shownBad, listed)).toMatchObject({ resting: true, stateWord: expect.stringMatching(/^claiming, resting [01]s after 1 failed start$/) });
+    // One failed start, or two when the accepts and this list took longer than its first 1 s rest (a busy machine).
+    expect(shownBad).toMatchObject({ state: "claiming", resting: { failedStarts: expect.any(Number), until: expect.any(Number) } });
+    const failed = shownBad.resting.failedStarts as number;
+    expect(failed).toBeGreaterThanOrEqual(1);
+    const words = failed === 1 ? "1 failed start" : `${failed} failed starts`;
+    expect(runnerShown(shownBad, listed)).toMatchObject({
+      resting: true,
+      stateWord: expect.stringMatching(new RegExp(`^claiming, resting \\d+s after ${words}$`)),
+    });
     expect(listed.find((r) => r.name === "zone-good").resting).toBeUndefined();
     // Rested (1 s), it takes a queued command again, fails it, and rests twice as long.
     await bad.sent(2);
-    expect(bad.execs[1]!.at - bad.execs[0]!.at).toBeGreaterThanOrEqual(1_000 - 5);
     // The good runner takes what is left, one at a time, as each of its commands ends.
     for (let done = 0; ; done++) {
       const queued = (await admin.call("runner/queue", {})).queued.filter((q: any) => paths.includes(q.path));
@@ -188,12 +194,12 @@ describe("runner pools on one server", () => {
       await good.sent(done + 1);
       await good.complete("p-rest", good.execs[done]!.path);
     }
-    // Each command went to one runner once: the bad one failed two (three if this took over its 2 s rest).
+    // Each command went to one runner once: the bad one failed two (more the longer this took: 1 + 2 s, then 4 s).
     const ran = [...bad.execs, ...good.execs].map((e) => e.path).sort();
     expect(ran).toEqual([...paths].sort());
-    expect(bad.execs.length).toBeLessThanOrEqual(3);
     for (const e of good.execs) expect((await producer("p-rest", e.path)).state).toBe("done");
-    if (bad.execs[2]) expect(bad.execs[2].at - bad.execs[1]!.at).toBeGreaterThanOrEqual(2_000 - 5);
+    // Each rest twice the one before: 1 s after the first failure, 2 s after the second, …
+    for (let i = 1; i < bad.execs.length; i++) expect(bad.execs[i]!.at - bad.execs[i - 1]!.at).toBeGreaterThanOrEqual(1_000 * 2 ** (i - 1) - 5);
     bad.client.close();
     good.client.close();
   });
