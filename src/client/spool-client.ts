@@ -6,6 +6,7 @@ import type { NotificationName, SpoolNotifications } from "../protocol/notificat
 import type { Role } from "../protocol/roles.js";
 import { PROTOCOL_VERSION } from "../protocol/version.js";
 import type { Transport } from "../rpc/transport.js";
+import { abortable } from "./abortable.js";
 import { answer, type RequestHandler } from "./answer.js";
 import { base64 } from "./base64.js";
 import { CallTimeoutError, ConnectionClosedError, SpoolRpcError } from "./errors.js";
@@ -262,16 +263,7 @@ export class SpoolClient {
     } catch (error) {
       return Promise.reject(error);
     }
-    if (!signal) return call;
-    // An aborted call's reply (or its rejection at close) is no longer awaited by anyone.
-    call.catch(() => undefined);
-    // The listener goes when the call settles: one signal shared by many calls (a session's, say) holds none of them.
-    let onAbort: () => void = () => undefined;
-    const aborted = new Promise<never>((_, reject) => {
-      onAbort = () => reject(signal.reason);
-      signal.addEventListener("abort", onAbort, { once: true });
-    });
-    return Promise.race([call, aborted]).finally(() => signal.removeEventListener("abort", onAbort));
+    return signal ? abortable(call, signal) : call;
   }
 
   /**
