@@ -186,11 +186,8 @@ export class SpoolClient {
     } finally {
       this.#reconnecting = false;
     }
-    if (!joined) {
-      // Closed by its user between tries: no socket was open to say so.
-      this.#tellClosed(1000, "client closing");
-      return;
-    }
+    // Not joined: closed by its user, who told the close listeners (close()).
+    if (!joined) return;
     // Joined: who listens is told; one that throws undoes nothing.
     for (const listener of this.#reconnectListeners) {
       try {

@@ -1,5 +1,5 @@
 import { execFile, spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, realpathSync, rmSync } from "node:fs";
+import { mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
@@ -112,4 +112,23 @@ describeWithBwrap("the network launcher, many at once", () => {
     },
     120_000,
   );
+});
+
+/**
+ * A bwrap that names no pid on --info-fd and still waits on --block-fd (a format the launcher does not read): the
+ * launcher kills it and exits with its status, instead of waiting on it for ever with the command never run. A
+ * stand-in bwrap (a shell script) plays it; slirp4netns is never reached.
+ */
+it("a bwrap that names no pid and waits is killed: the launch ends at once with its status, the command never runs", () => {
+  const dir = tempDir("spool-fake-bwrap-");
+  const fake = join(dir, "bwrap");
+  writeFileSync(fake, `#!/bin/sh\necho '{ "something": 1 }' >&3\nexec 3>&-\nread go <&4\necho "the command ran" >&2\n`, { mode: 0o755 });
+  const launch = networkLauncher("/nonexistent/slirp4netns", fake, ["--", "/bin/true"], []);
+  const started = Date.now();
+  const result = spawnSync(launch.file, launch.args, { env: { PATH: "/usr/bin:/bin", ...launch.env }, encoding: "utf8", timeout: 20_000 });
+  expect(result.signal).toBeNull();
+  expect(result.status).toBe(137);
+  expect(result.stderr).not.toContain("the command ran");
+  expect(Date.now() - started).toBeLessThan(20_000);
+  rmSync(dir, { recursive: true, force: true });
 });
