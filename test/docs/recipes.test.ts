@@ -104,9 +104,19 @@ describe("the recipes that connect clients, run as written: no admin token anywh
     return found;
   }
 
+  /** A file's bytes, or none when it went between the listing and the read (a live command's record, removed as it ends). */
+  function readIfThere(file: string): Buffer {
+    try {
+      return readFileSync(file);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return Buffer.alloc(0);
+      throw error;
+    }
+  }
+
   /** The home's admin token is in no file written (the home, the argv log) and in nothing any recipe printed. */
   function noAdminToken(): void {
-    for (const file of [...files(home), ...files(logs)]) expect(readFileSync(file).includes(admin), `${file} holds the admin token`).toBe(false);
+    for (const file of [...files(home), ...files(logs)]) expect(readIfThere(file).includes(admin), `${file} holds the admin token`).toBe(false);
     for (const text of printed) expect(text.includes(admin), "a recipe printed the admin token").toBe(false);
   }
 
