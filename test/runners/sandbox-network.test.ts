@@ -1,5 +1,5 @@
-import { execFile, spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { execFile, spawn, spawnSync } from "node:child_process";
+import { mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
@@ -82,7 +82,7 @@ describeWithBwrap("a sandboxed command has a network of its own (slirp4netns)", 
  * "loopback: Failed RTM_NEWADDR" before the command ran (a producer of bench/load.ts ended 500 with no line; the
  * runner's network probe said "shared"). Launched many at a time, as a loaded runner does, every one runs.
  */
-describeWithBwrap("the network launcher, many at once", () => {
+describeWithBwrap("the network launcher", () => {
   it.skipIf(slirpMissing !== null && !infraRequired)(
     "60 launches, 20 at a time: every sandboxed command runs and exits 0",
     async () => {
@@ -111,6 +111,38 @@ describeWithBwrap("the network launcher, many at once", () => {
       expect(outcomes).toHaveLength(60);
     },
     120_000,
+  );
+
+  it.skipIf(slirpMissing !== null && !infraRequired)(
+    "a launcher killed while its command runs (a cancel's SIGKILL) leaves nothing in $TMPDIR",
+    async () => {
+      if (slirpMissing) throw new Error(`SPOOL_TEST_INFRA=required: ${slirpMissing}`);
+      const slirp = spawnSync("sh", ["-c", "command -v slirp4netns"], { encoding: "utf8" }).stdout.trim();
+      const bwrap = spawnSync("sh", ["-c", "command -v bwrap"], { encoding: "utf8" }).stdout.trim();
+      const userns = spawnSync(bwrap, bwrapCommand("/", PROBE_COMMAND, true)).status === 0;
+      const tmp = tempDir("spool-launcher-tmp-");
+      const launch = networkLauncher(slirp, bwrap, bwrapCommand("/", "echo running; exec sleep 60", userns), []);
+      const child = spawn(launch.file, launch.args, {
+        env: { ...localBaseEnvironment(process.env), ...launch.env, TMPDIR: tmp },
+        detached: true,
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let stderr = "";
+      child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+      const exited = new Promise((done) => child.once("exit", done));
+      // The command prints once it runs: the launcher has released it and waits on bwrap.
+      await new Promise<void>((running, failed) => {
+        child.stdout.on("data", (chunk: Buffer) => chunk.toString().includes("running") && running());
+        child.once("exit", () => failed(new Error(`the launch ended before its command ran: ${stderr}`)));
+      });
+      // While it runs the launcher's directory is already gone; killed now, it has nothing left to remove.
+      await expect.poll(() => readdirSync(tmp), { timeout: 10_000 }).toEqual([]);
+      process.kill(-child.pid!, "SIGKILL");
+      await exited;
+      expect(readdirSync(tmp)).toEqual([]);
+      rmSync(tmp, { recursive: true, force: true });
+    },
+    60_000,
   );
 });
 

@@ -82,11 +82,13 @@ const LAUNCHER = [
   // In a subshell: a bwrap that could not set its sandbox up has gone, and the launcher must not die of the SIGPIPE.
   "(printf x >&5) 2>/dev/null",
   "exec 5>&-",
+  // The command runs: nothing in $d is opened again (bwrap and the proxy hold what they use), so it goes now, not after
+  // the command; a launcher killed while the command runs (a cancel's SIGKILL) leaves nothing in $TMPDIR.
+  'rm -rf "$d"',
   "wait $sandbox",
   "code=$?",
   "kill -TERM $net 2>/dev/null",
   "wait $net 2>/dev/null",
-  'rm -rf "$d"',
   "exit $code",
 ].join("\n");
 
