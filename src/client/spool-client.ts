@@ -11,6 +11,7 @@ import { answer, type RequestHandler } from "./answer.js";
 import { base64 } from "./base64.js";
 import { CallTimeoutError, ConnectionClosedError, SpoolRpcError } from "./errors.js";
 import { FramePool } from "./frame-pool.js";
+import { tellEach } from "./listeners.js";
 import { readLines } from "./read-lines.js";
 import { type Resubscribe, type StreamChunk, type StreamWatch, type WatchTarget, watchStream } from "./stream-watch.js";
 import type { WebSocketOptions } from "./ws-transport.js";
@@ -75,6 +76,7 @@ export class SpoolClient {
   readonly #handlers = new Map<string, RequestHandler>();
   readonly #closeListeners: ((code: number, reason: string) => void)[] = [];
   readonly #reconnectListeners: (() => void)[] = [];
+  readonly #reconnectFailedListeners: ((error: unknown, attempt: number) => void)[] = [];
   readonly #watches = new Set<Resubscribe>();
   #transport: Transport;
   #closed = false;
@@ -169,13 +171,7 @@ export class SpoolClient {
   #tellClosed(code: number, reason: string): void {
     if (this.#toldClosed) return;
     this.#toldClosed = true;
-    for (const listener of this.#closeListeners) {
-      try {
-        listener(code, reason);
-      } catch {
-        // The listener's own failure: the others are told still.
-      }
-    }
+    tellEach(this.#closeListeners, code, reason);
   }
 
   async #reconnectLoop(): Promise<void> {
@@ -189,13 +185,7 @@ export class SpoolClient {
     // Not joined: closed by its user, who told the close listeners (close()).
     if (!joined) return;
     // Joined: who listens is told; one that throws undoes nothing.
-    for (const listener of this.#reconnectListeners) {
-      try {
-        listener();
-      } catch {
-        // The listener's own failure.
-      }
-    }
+    tellEach(this.#reconnectListeners);
   }
 
   /** Connects and joins again, waiting longer each time; false when the client was closed meanwhile. */
@@ -203,7 +193,7 @@ export class SpoolClient {
     const { open, options } = this.#reconnect!;
     let delay = options.minMs ?? 100;
     this.#closed = true;
-    while (!this.#closing) {
+    for (let attempt = 1; !this.#closing; attempt++) {
       await new Promise((r) => setTimeout(r, delay));
       // Closed by its user while it waited: nothing is opened.
       if (this.#closing) return false;
@@ -225,7 +215,7 @@ export class SpoolClient {
         if (this.#closedWhileJoining === transport) throw new Error("closed while joining");
         if (this.#closing) throw new Error("closed by its user");
         return true;
-      } catch {
+      } catch (error) {
         this.#closed = true;
         // Not joined (its initialize refused: the project gone, say; or the client closed meanwhile): its socket is
         // closed, not left open at every try, and its close starts no second loop. Tried again after the next delay.
@@ -238,6 +228,9 @@ export class SpoolClient {
             // Already gone.
           }
         }
+        // Why this try did not join (the server unreachable, the credential refused, the project gone), told to
+        // who listens: the loop itself never gives up while the client is open.
+        if (!this.#closing) tellEach(this.#reconnectFailedListeners, error, attempt);
       }
     }
     return false;
@@ -447,6 +440,15 @@ export class SpoolClient {
   /** Called after a reconnect (for clients opened with `reconnect`), once watches are resubscribed. */
   onReconnect(listener: () => void): void {
     this.#reconnectListeners.push(listener);
+  }
+
+  /**
+   * Called after each reconnect try that did not join, with why (`SpoolRpcError` for a refused initialize, say
+   * `NOT_FOUND` for a removed project; the connection's own error when the server could not be reached) and the
+   * try's number since the drop. The client keeps trying while open; `close()` from here ends it.
+   */
+  onReconnectFailed(listener: (error: unknown, attempt: number) => void): void {
+    this.#reconnectFailedListeners.push(listener);
   }
 
   close(): void {

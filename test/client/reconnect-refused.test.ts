@@ -1,4 +1,4 @@
-import { SpoolClient } from "spool/client";
+import { SpoolClient, SpoolRpcError } from "spool/client";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
 
@@ -66,4 +66,45 @@ it("a client closed while it waits to reconnect opens nothing more, and its clos
   // The drop was the reconnect's to mend (not told); the user's close ended the client (told once, though no socket
   // was open to close).
   expect(told).toEqual([[1000, "client closing"]]);
+});
+
+it("tells onReconnectFailed why each try did not join (NOT_FOUND for a removed project), and a close from there ends the tries", async () => {
+  (await ts.clientIn("removed")).close();
+  const admin = await ts.clientIn("elsewhere-too");
+  const client = await SpoolClient.open(ts.server.url, {
+    token: ts.server.token,
+    reconnect: { project: "removed", minMs: 10, maxMs: 20, client: { name: "told", version: "1" } },
+  });
+  const failures: { code: string | undefined; attempt: number }[] = [];
+  let closedAt = 0;
+  client.onReconnectFailed(() => {
+    throw new Error("a listener's own failure");
+  });
+  client.onReconnectFailed((error, attempt) => {
+    failures.push({ code: error instanceof SpoolRpcError ? error.errorCode : String(error), attempt });
+    // Its user gives up at the third refusal.
+    if (attempt === 3) {
+      closedAt = Date.now();
+      client.close();
+    }
+  });
+  const reconnected: number[] = [];
+  client.onReconnect(() => reconnected.push(Date.now()));
+  // Removing the project drops the client; every try after is refused.
+  await admin.call("project/delete", { project: "removed", runs: 0 });
+  await eventually(async () => closedAt > 0, 10_000, "three refused tries");
+  const mine = () => [...ts.server.rpc.connections].filter((c) => !c.closed && c.clientInfo?.name === "told");
+  // Past several of its tries' delays: no fourth try, nothing of it open, never told it joined.
+  await eventually(async () => mine().length === 0, 5_000, "the last try's socket to close");
+  const seen = failures.length;
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  expect(failures.length).toBe(seen);
+  expect(failures).toEqual([
+    { code: "NOT_FOUND", attempt: 1 },
+    { code: "NOT_FOUND", attempt: 2 },
+    { code: "NOT_FOUND", attempt: 3 },
+  ]);
+  expect(reconnected).toEqual([]);
+  expect(mine()).toEqual([]);
+  admin.close();
 });
