@@ -78,7 +78,8 @@ const LAUNCHER = [
   'exec 5>"$d/go"',
   `"$node" "$proxy" "$options" 6>"$d/ready" </dev/null >/dev/null ${SECCOMP_FD}<&- ${SETUP_FD}>&- 5>&- &`,
   "net=$!",
-  'if [ "$(head -c 1 "$d/ready")" != "1" ]; then echo "spool: the egress proxy did not start" >&2; kill -9 $sandbox $net 2>/dev/null; wait; rm -rf "$d"; exit 125; fi',
+  // The proxy writes "1" and closes the descriptor (or exits without a byte); read by the shell itself, no program started.
+  'ready=; IFS= read -r ready <"$d/ready"; if [ "$ready" != "1" ]; then echo "spool: the egress proxy did not start" >&2; kill -9 $sandbox $net 2>/dev/null; wait; rm -rf "$d"; exit 125; fi',
   // In a subshell: a bwrap that could not set its sandbox up has gone, and the launcher must not die of the SIGPIPE.
   "(printf x >&5) 2>/dev/null",
   "exec 5>&-",
