@@ -83,14 +83,19 @@ describeWithBwrap("a sandboxed command has a network of its own (slirp4netns)", 
  * runner's network probe said "shared"). Launched many at a time, as a loaded runner does, every one runs.
  */
 describeWithBwrap("the network launcher", () => {
+  /** The launcher of `command` with this machine's slirp4netns and bwrap (a user namespace where bwrap can make one). */
+  const launcherFor = (command: string) => {
+    if (slirpMissing) throw new Error(`SPOOL_TEST_INFRA=required: ${slirpMissing}`);
+    const slirp = spawnSync("sh", ["-c", "command -v slirp4netns"], { encoding: "utf8" }).stdout.trim();
+    const bwrap = spawnSync("sh", ["-c", "command -v bwrap"], { encoding: "utf8" }).stdout.trim();
+    const userns = spawnSync(bwrap, bwrapCommand("/", PROBE_COMMAND, true)).status === 0;
+    return networkLauncher(slirp, bwrap, bwrapCommand("/", command, userns), []);
+  };
+
   it.skipIf(slirpMissing !== null && !infraRequired)(
     "60 launches, 20 at a time: every sandboxed command runs and exits 0",
     async () => {
-      if (slirpMissing) throw new Error(`SPOOL_TEST_INFRA=required: ${slirpMissing}`);
-      const slirp = spawnSync("sh", ["-c", "command -v slirp4netns"], { encoding: "utf8" }).stdout.trim();
-      const bwrap = spawnSync("sh", ["-c", "command -v bwrap"], { encoding: "utf8" }).stdout.trim();
-      const userns = spawnSync(bwrap, bwrapCommand("/", PROBE_COMMAND, true)).status === 0;
-      const launch = networkLauncher(slirp, bwrap, bwrapCommand("/", "echo ran", userns), []);
+      const launch = launcherFor("echo ran");
       const once = () =>
         new Promise<string>((done) =>
           execFile(launch.file, launch.args, { env: { ...localBaseEnvironment(process.env), ...launch.env } }, (error, stdout, stderr) =>
@@ -116,12 +121,8 @@ describeWithBwrap("the network launcher", () => {
   it.skipIf(slirpMissing !== null && !infraRequired)(
     "a launcher killed while its command runs (a cancel's SIGKILL) leaves nothing in $TMPDIR",
     async () => {
-      if (slirpMissing) throw new Error(`SPOOL_TEST_INFRA=required: ${slirpMissing}`);
-      const slirp = spawnSync("sh", ["-c", "command -v slirp4netns"], { encoding: "utf8" }).stdout.trim();
-      const bwrap = spawnSync("sh", ["-c", "command -v bwrap"], { encoding: "utf8" }).stdout.trim();
-      const userns = spawnSync(bwrap, bwrapCommand("/", PROBE_COMMAND, true)).status === 0;
       const tmp = tempDir("spool-launcher-tmp-");
-      const launch = networkLauncher(slirp, bwrap, bwrapCommand("/", "echo running; exec sleep 60", userns), []);
+      const launch = launcherFor("echo running; exec sleep 60");
       const child = spawn(launch.file, launch.args, {
         env: { ...localBaseEnvironment(process.env), ...launch.env, TMPDIR: tmp },
         detached: true,
