@@ -184,8 +184,11 @@ export const card = (path: string) => `.proposal:not(.other-project)[data-path="
  * while its terminal is out of the viewport, so a terminal that is not in view is scrolled into it (said on the
  * console: the page moved it). When the needle never shows, the error says where the output stopped: received by the
  * page (the connection), parsed by xterm.js (the page's frames), or drawn (its rows, where the terminal is).
+ *
+ * A needle `{ label, atLeast }` is met by a row `label N` with N ≥ atLeast: for output still coming, whose rows
+ * scroll by (ten rows: "warn 3" is in view only while warn 30-39 are, and a wait that began a moment late missed it).
  */
-export async function waitTerminal(page: Page, channel: number, needle: string): Promise<void> {
+export async function waitTerminal(page: Page, channel: number, needle: string | { label: string; atLeast: number }): Promise<void> {
   const before = await terminalState(page, channel).catch(() => null);
   try {
     await page.waitForFunction(
@@ -198,7 +201,10 @@ export async function waitTerminal(page: Page, channel: number, needle: string):
           const moved = window as unknown as { spoolTestScrolled?: string[] };
           (moved.spoolTestScrolled ??= []).push(`channel ${ch} at ${Math.round(box.top)}-${Math.round(box.bottom)} of ${innerHeight}`);
         }
-        return term.querySelector(".xterm-rows")?.textContent?.includes(s);
+        const shown = term.querySelector(".xterm-rows")?.textContent ?? "";
+        if (typeof s === "string") return shown.includes(s);
+        for (const m of shown.matchAll(/(\S+) (\d+)/g)) if (m[1] === s.label && Number(m[2]) >= s.atLeast) return true;
+        return false;
       },
       {},
       channel,

@@ -72,12 +72,12 @@ describeWithBrowser("the web view in Chromium", () => {
     await second.waitForFunction((selector) => !document.querySelector(selector), {}, card(path));
     expect((await client.call("entry/get", { run: "build", path })).status).toBe(ENTRY.done);
     expect(resolvers).toEqual(["spool-web"]);
-    await waitTerminal(first, 1, "tick 3");
-    await waitTerminal(first, 2, "warn 3");
+    await waitTerminal(first, 1, { label: "tick", atLeast: 3 });
+    await waitTerminal(first, 2, { label: "warn", atLeast: 3 });
     await go(second, ["live", "build", path]);
     await waitTerminal(second, 1, "tick");
     const seen = Math.max(...[...(await terminalText(second, 1)).matchAll(/tick (\d+)/g)].map((m) => Number(m[1])));
-    await waitTerminal(second, 1, `tick ${seen + 5}`);
+    await waitTerminal(second, 1, { label: "tick", atLeast: seen + 5 });
     expect(await text(first, '.pane[data-pane="2"] .pane-head')).toContain("stderr");
     expect(await text(first, '[data-producer-status="running"]')).toBe("running");
 
