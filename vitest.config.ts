@@ -28,11 +28,11 @@ if (process.env.NODE_EXTRA_CA_CERTS) {
  * - process: tests that start processes of their own (`spool serve`, `spool runner`, the CLI, a sandbox's bwrap
  *   directly), Docker, sshd, PostgreSQL or Chromium, and the in-process ones that take as long (SLOW below).
  *
- * A file's layer is read from what it imports (PROCESS): a test that starts a process says so by its helpers, so a
- * new test lands in the right layer without a list to keep.
+ * A file's layer is read from what it imports (PROCESS): a test that starts a process says so by its helpers (the ACP
+ * and MCP harnesses start `spool acp` and `spool mcp`), so a new test lands in the right layer without a list to keep.
  */
 const PROCESS =
-  /helpers\/(process|browser|infra|sandbox|postgres|cluster|pty)\.js|node:child_process|from "execa"|\b(DockerBackend|SshBackend)\b|describeWithBwrap/;
+  /helpers\/(process|browser|infra|sandbox|postgres|cluster|pty)\.js|(acp|mcp|\.)\/harness\.js|node:child_process|from "execa"|\b(DockerBackend|SshBackend)\b|describeWithBwrap/;
 /** In-process files as long as the process layer's (a server flooded, fuzzed or driven through hundreds of turns). */
 const SLOW = new Set([
   "test/reliability/hostile.test.ts",
