@@ -10,6 +10,7 @@ import {
   RequestError,
   type SessionInfo,
 } from "@agentclientprotocol/sdk";
+import { sayReconnects } from "../client/reconnect-log.js";
 import { SpoolClient, SpoolRpcError } from "../client/spool-client.js";
 import type { Logger } from "../logger.js";
 import { Traceparent } from "../protocol/common.js";
@@ -246,6 +247,8 @@ export class Bridge {
       if (this.#links.size >= MAX_PROJECTS) throw new RequestError(-32603, `spool acp joins at most ${MAX_PROJECTS} projects at once`);
       link = this.#connect().then(async ({ url, token, door }) => {
         const client = await SpoolClient.open(url, { token, door, reconnect: { project: project.name, client: this.#clientInfo() } });
+        // On stderr (the editor's log of the agent): why the project's connection does not come back.
+        sayReconnects(client, `spool acp: project ${JSON.stringify(project.name)}`, this.options.log);
         const waiting = new Set<(back: boolean) => void>();
         client.onReconnect(() => {
           for (const wake of waiting) wake(true);

@@ -1,4 +1,4 @@
-import { SpoolClient, SpoolRpcError } from "spool/client";
+import { SpoolClient, SpoolRpcError, sayReconnects } from "spool/client";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
 
@@ -106,5 +106,34 @@ it("tells onReconnectFailed why each try did not join (NOT_FOUND for a removed p
   ]);
   expect(reconnected).toEqual([]);
   expect(mine()).toEqual([]);
+  admin.close();
+});
+
+it("sayReconnects says why tries fail at tries 1, 2, 4, 8, …, and once that it joined again", async () => {
+  (await ts.clientIn("comes-back")).close();
+  const admin = await ts.clientIn("elsewhere-three");
+  const client = await SpoolClient.open(ts.server.url, {
+    token: ts.server.token,
+    reconnect: { project: "comes-back", minMs: 10, maxMs: 20, client: { name: "said", version: "1" } },
+  });
+  const lines: string[] = [];
+  sayReconnects(client, "the test's client", { info: (m) => lines.push(`info ${m}`), warn: (m) => lines.push(`warn ${m}`) });
+  let tries = 0;
+  client.onReconnectFailed((_error, attempt) => (tries = attempt));
+  const back = new Promise<void>((resolve) => client.onReconnect(resolve));
+  await admin.call("project/delete", { project: "comes-back", runs: 0 });
+  await eventually(async () => tries >= 9, 10_000, "nine refused tries");
+  // Made again: the next try joins.
+  (await ts.clientIn("comes-back")).close();
+  await back;
+  const warned = lines.filter((l) => l.startsWith("warn "));
+  expect(warned.map((l) => /try (\d+) /.exec(l)![1])).toEqual(["1", "2", "4", "8", ...(tries >= 16 ? ["16"] : [])]);
+  expect(warned[0]).toMatch(
+    /^warn the test's client: the connection to the Spool server dropped, and try 1 to join again failed \(NOT_FOUND: .+\); still trying$/,
+  );
+  const joined = lines.filter((l) => l.startsWith("info "));
+  expect(joined).toHaveLength(1);
+  expect(joined[0]).toMatch(/^info the test's client: joined the Spool server again after \d+ failed tries$/);
+  client.close();
   admin.close();
 });

@@ -1,5 +1,6 @@
 import type { Server, ServerContext } from "@modelcontextprotocol/server";
 import { z } from "zod";
+import { sayReconnects } from "../../client/reconnect-log.js";
 import { SpoolClient, SpoolRpcError } from "../../client/spool-client.js";
 import { EntryPath } from "../../protocol/common.js";
 import type { ResultOf } from "../../protocol/methods/index.js";
@@ -171,6 +172,9 @@ export class SpoolSide {
         role: this.options.role ?? "agent",
       },
     });
+    // In its log and to the MCP client: why the Spool connection does not come back.
+    const where = project.name ? `project ${JSON.stringify(project.name)}` : `the project at ${project.root ?? "its directory"}`;
+    sayReconnects(client, `${this.options.via ?? "spool mcp"}: ${where}`, this.log);
     const session: Session = { client, run: null, creating: null, who };
     client.on("run/resolved", (p: Resolved) => {
       if (p.run !== session.run) return;
