@@ -37,9 +37,10 @@ const LAUNCHER = [
   'child=; while IFS=\' :,\' read -r key value _; do if [ "$key" = \'"child-pid"\' ]; then child=$value; fi; done <"$d/info"',
   "case $child in *[!0-9]*) child= ;; esac",
   // No pid: bwrap failed before its sandbox (its status says why), or said something unexpected and waits on go:
-  // not left waiting for ever (the command never runs). Killed before go closes: bwrap takes an end of file on
-  // --block-fd as the go-ahead, and closed first, the command ran before the kill reached it.
-  'if [ -z "$child" ]; then kill -9 $sandbox 2>/dev/null; exec 5>&-; wait $sandbox; code=$?; rm -rf "$d"; exit $code; fi',
+  // not left waiting for ever (the command never runs). Killed and reaped before go closes: bwrap takes an end of
+  // file on --block-fd as the go-ahead (closed first, the command ran before the kill reached it), and its child
+  // has its SIGKILL (--die-with-parent) once bwrap is gone.
+  'if [ -z "$child" ]; then kill -9 $sandbox 2>/dev/null; wait $sandbox; code=$?; exec 5>&-; rm -rf "$d"; exit $code; fi',
   // bwrap's child gives the namespace's loopback 127.0.0.1 (RTM_NEWADDR, exclusive) after it reported its pid, and
   // slirp4netns --configure brings lo up, which makes the kernel add 127.0.0.1 itself: started before bwrap's add,
   // it made that fail ("bwrap: loopback: Failed RTM_NEWADDR", 16 of 200 launches 20 at once) and the command never
