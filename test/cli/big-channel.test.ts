@@ -135,5 +135,5 @@ describe("a 100 MiB channel, read by every reader that pages", () => {
     } finally {
       await mcp?.close();
     }
-  }, 180_000);
+  }, 360_000);
 });

@@ -40,7 +40,7 @@ describe("spool runner", () => {
     );
     expect(existsSync(join(project, "state"))).toBe(false);
     expect((await client.call("runner/list", {})).runners).toEqual([]);
-  });
+  }, 180_000);
 
   it("refuses a --state-dir in what a sandboxed command running now sees, saying so", async () => {
     const local = [...base(), "--token-file", ts.server.config.tokenFile, "--backend", "local"];

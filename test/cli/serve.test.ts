@@ -89,7 +89,7 @@ describe("spool serve", () => {
     expect(channel.attributes.reason).toBe("server shutting down");
     again.close();
     await after.stop();
-  }, 60_000);
+  }, 180_000);
 
   it("SPOOL_HOST and SPOOL_PORT choose the address", async () => {
     const home = tempDir();

@@ -100,5 +100,5 @@ describe("credentials go only to the real server (real processes)", () => {
     await eventually(async () => (await client.call("runner/list", {})).runners.some((r) => r.name === "box"), 20_000, "the runner to come back");
     expect(squatter.received()).not.toContain(token);
     expect(squatter.received()).not.toMatch(/authorization/i);
-  });
+  }, 150_000);
 });

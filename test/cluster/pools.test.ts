@@ -194,7 +194,7 @@ describeWithInfra("postgres", "runner pools on two servers sharing PostgreSQL", 
         name,
       ).toBe(true);
     process.stdout.write(`pools: ${total} commands through 10 runners in ${elapsed} ms\n`);
-  }, 240_000);
+  }, 480_000);
 
   it("a runner SIGKILLed mid-command: its command is reported lost and never run again, and the queue behind it moves on", async () => {
     await onA.call("run/create", { alias: "kill" });

@@ -58,5 +58,5 @@ describeWithInfra("postgres", "notifications with servers sharing a database", (
       await a.stop();
       await b.stop();
     }
-  }, 120_000);
+  }, 240_000);
 });

@@ -315,7 +315,7 @@ describe("one connection's output", () => {
     await all;
     expect(paths.size).toBe(COUNT);
     paused.ws.close();
-  });
+  }, 180_000);
 });
 
 describe("the server's budget", () => {
@@ -388,5 +388,5 @@ describe("the server's budget", () => {
     await eventually(() => reads.inFlight === 0, 5_000, "every replay page to be let go");
     for (const x of watchers) x.ws.terminate();
     await eventually(() => ts.server.rpc.memory!.total === 0, 5_000, "the server to let go of the watchers");
-  });
+  }, 180_000);
 });

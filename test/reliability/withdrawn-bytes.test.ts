@@ -76,5 +76,5 @@ describe("proposals rejected or withdrawn, per principal and hour", () => {
     const refilled = ((performance.now() - started) / 1000) * ((16 * 1024 * 1024) / 3600);
     expect(stored20).toBeLessThanOrEqual(Math.ceil(refilled / (64 * 1024)));
     expect(await stored()).toBe(before + stored20);
-  }, 120_000);
+  }, 240_000);
 });

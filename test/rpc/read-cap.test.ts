@@ -103,7 +103,7 @@ describe("the server-wide cap on reads in flight (limits.maxReadBytesInFlight)",
     }
     expect(reads.peak).toBeLessThanOrEqual(reads.limit);
     await eventually(() => reads.inFlight === 0, 5_000, "every read to be let go");
-  });
+  }, 150_000);
 
   it("a read past the cap waits its turn instead of being read: the bytes in flight never pass the cap, and every waiting read is served once there is room", async () => {
     const { ts, reads } = await start({ maxReadBytes: 8 * MiB, maxReadBytesInFlight: 16 * MiB });

@@ -105,7 +105,7 @@ describeWithBwrap("a runner killed alone takes its commands with it (local)", ()
     const { runner: next } = await runner(project, flags, `${name}-next`, stateDir, { SPOOL_LOG: "info" });
     expect(processesWith(mark)).toEqual([]);
     expect(next.output()).toMatch(/killing process group \d+ \(.*count-.*\), left running by runner process \d+/);
-  }, 60_000);
+  }, 150_000);
 });
 
 it("--contain with an unknown value: the runner refuses to start, saying which values it takes", async () => {
