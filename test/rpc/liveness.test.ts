@@ -202,8 +202,9 @@ describe("watchLiveness over a slow upload (raw TCP bytes count)", () => {
 });
 
 describe("a frozen runner (SIGSTOP) is dropped by liveness, its work ends 499 runner lost, its name is free", () => {
-  // Longer than the rest of the file's: with 1 s and a 500 ms grace, a runner that a busy machine (three suites at
-  // once, ciQ) left unscheduled for a second was taken for dead before it started the command, whose pid never came.
+  // Longer than the rest of the file's: with 1 s and a 500 ms grace, the command's pid never came within 60 s on a
+  // machine running three suites at once (ciQ); the likeliest cause, a runner left unscheduled for a second and taken
+  // for dead before it started the command. Should it happen again, the failure says what the server and runner saw.
   const TIMEOUT = 4_000;
   const GRACE = 2_000;
   let ts: TestServer;
