@@ -87,7 +87,8 @@ const server = await startServer({
   port: 0,
   logger: createLogger("warn"),
   env: { SPOOL_MODEL_DEMO: "openai/scripted-demo-model", OPENAI_BASE_URL: modelUrl },
-  agent: { toolYieldMs: 5_000 },
+  // Long enough that the model reads the command's end, not a "still running" (a busy machine took the command past 5 s).
+  agent: { toolYieldMs: 60_000 },
 });
 process.stdout.write(
   `Spool demo: a server on ${server.url}, the embedded local runner, and a SCRIPTED demo model at ${modelUrl}\n` +
