@@ -168,6 +168,23 @@ export function go(page: Page, route: string[]): Promise<string> {
   return page.evaluate((hash) => (location.hash = hash), `#/${route.map(encodeURIComponent).join("/")}`);
 }
 
+/**
+ * Clicks (or, on a touch screen, taps) the element `selector` names, as a person would: one the page re-drew between
+ * the lookup and the click (its card replaced as the run's state came in: "Node is detached from document") is looked
+ * up again and clicked, at most five times.
+ */
+export async function press(page: Page, selector: string, how: "click" | "tap" = "click"): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await (how === "tap" ? page.tap(selector) : page.click(selector));
+      return;
+    } catch (error) {
+      if (attempt >= 5 || !/detached|not clickable|not an Element/i.test(String(error))) throw error;
+      await page.waitForSelector(selector);
+    }
+  }
+}
+
 /** The text of the first element matching `selector`. */
 export function text(page: Page, selector: string): Promise<string> {
   return page.$eval(selector, (el) => el.textContent ?? "");

@@ -1,6 +1,6 @@
 import { expect, it } from "vitest";
 import { RUN } from "../../src/protocol/status.js";
-import { describeWithBrowser, signInLink, text, useBrowser } from "../helpers/browser.js";
+import { describeWithBrowser, press, signInLink, text, useBrowser } from "../helpers/browser.js";
 import type { Reply } from "../helpers/scripted-model.js";
 import { eventually } from "../helpers/server.js";
 
@@ -27,7 +27,7 @@ describeWithBrowser("a run paused at its budget on the page", () => {
     expect(await text(page, "[data-run-status]")).toBe("paused");
     expect(await text(page, ".run-header .dim")).toContain("240 tokens of 200 tokens");
     expect(turn).toBe(2);
-    await page.click('.card.budget [data-action="raise-budget"]');
+    await press(page, '.card.budget[data-run="capped"] [data-action="raise-budget"]');
     await eventually(async () => (await client.call("run/get", { run: "capped" })).run.status === RUN.done, 30_000, "the run to end");
     expect(turn).toBe(4);
     await page.waitForFunction(() => !document.querySelector(".card.budget"));
@@ -46,7 +46,7 @@ describeWithBrowser("a run paused at its budget on the page", () => {
     await eventually(async () => (await client.call("run/get", { run: "stop-it" })).run.status === RUN.paused, 30_000, "the run to pause");
     const page = await web.open("budgets", { route: ["stop-it"] });
     await page.waitForSelector('.card.budget [data-action="stop-run"]');
-    await page.click('.card.budget [data-action="stop-run"]');
+    await press(page, '.card.budget[data-run="stop-it"] [data-action="stop-run"]');
     await eventually(async () => (await client.call("run/get", { run: "stop-it" })).run.status === RUN.aborted, 30_000, "the run to stop");
   }, 90_000);
   it("a paused run is a card in the queue: another project's on a phone, raised through that project's connection; the joined project's as it pauses, stopped from its card", async () => {
@@ -71,7 +71,7 @@ describeWithBrowser("a run paused at its budget on the page", () => {
     // On a phone, the card and its two buttons are within the screen's width.
     const right = await page.$$eval(`${away}, ${away} button`, (all) => all.map((e) => e.getBoundingClientRect().right));
     expect(Math.max(...right)).toBeLessThanOrEqual(390);
-    await page.tap(`${away} [data-action="raise-budget"]`);
+    await press(page, `${away} [data-action="raise-budget"]`, "tap");
     await eventually(async () => (await other.call("run/get", { run: "away" })).run.status === RUN.done, 30_000, "the raised run to end");
     expect((await other.call("run/get", { run: "away" })).run.budget).toEqual({ tokens: 10_100 });
     await page.waitForFunction((sel) => !document.querySelector(sel), {}, away);
@@ -81,7 +81,7 @@ describeWithBrowser("a run paused at its budget on the page", () => {
     const here = '.proposals .card.budget[data-project="budgets-home"][data-run="here"]';
     await page.waitForSelector(here);
     expect(await text(page, `${here} .why`)).toBe("its token budget of 100 tokens was reached (120 tokens used)");
-    await page.tap(`${here} [data-action="stop-run"]`);
+    await press(page, `${here} [data-action="stop-run"]`, "tap");
     await eventually(async () => (await client.call("run/get", { run: "here" })).run.status === RUN.aborted, 30_000, "the run to stop");
     await page.waitForFunction((sel) => !document.querySelector(sel), {}, here);
   }, 90_000);
