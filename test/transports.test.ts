@@ -105,6 +105,8 @@ describe("transports: the home's Unix socket, and the server's proof over TCP", 
     const error = await SpoolClient.connect(ts.server.url, { token: "f".repeat(64) }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ConnectError);
     expect((error as ConnectError).status).toBe(401);
+    // What a person holding a revoked or expired token reads: why the server may not know it, and that it was kept.
+    expect((error as Error).message).toMatch(/does not know this token \(HTTP 401: revoked, expired, or never made by this server\); the token was not sent/);
   });
 });
 
