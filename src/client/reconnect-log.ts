@@ -16,9 +16,10 @@ export function reconnectFailure(error: unknown): string {
  * Says, through `log`, why a client's reconnect tries do not join (a removed project, a revoked credential, a server
  * gone): at the first try and then at tries 2, 4, 8, … (once the delay between tries is at its cap, a line every few
  * minutes at most, not one every few seconds for as long as the client lives); and once, when it joins again after
- * tries that failed. `what` names the connection in the lines (`spool acp: project "web"`, say).
+ * tries that failed — at the warnings' level, so whoever was shown them (a bridge logs warnings alone by default) is
+ * shown that they are over. `what` names the connection in the lines (`spool acp: project "web"`, say).
  */
-export function sayReconnects(client: Reconnecting, what: string, log: { info(message: string): void; warn(message: string): void }): void {
+export function sayReconnects(client: Reconnecting, what: string, log: { warn(message: string): void }): void {
   let failed = 0;
   client.onReconnectFailed((error, attempt) => {
     failed = attempt;
@@ -28,7 +29,7 @@ export function sayReconnects(client: Reconnecting, what: string, log: { info(me
   });
   client.onReconnect(() => {
     if (failed === 0) return;
-    log.info(`${what}: joined the Spool server again after ${failed} failed ${failed === 1 ? "try" : "tries"}`);
+    log.warn(`${what}: joined the Spool server again after ${failed} failed ${failed === 1 ? "try" : "tries"}`);
     failed = 0;
   });
 }

@@ -21,7 +21,7 @@ let mcp: McpProcess | null = null;
 let acp: AcpProcess | null = null;
 beforeAll(async () => {
   model = await ScriptedModel.start();
-  ts = await startTestServer({ env: { SPOOL_MODEL_TEST: "openai/test-model", OPENAI_BASE_URL: model.baseUrl, OPENAI_API_KEY: "sk-test" } });
+  ts = await startTestServer({ env: modelEnv() });
 });
 afterAll(async () => {
   await mcp?.close();
@@ -30,6 +30,9 @@ afterAll(async () => {
   await model?.close();
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
+
+/** A session needs a model: the scripted one. */
+const modelEnv = () => ({ SPOOL_MODEL_TEST: "openai/test-model", OPENAI_BASE_URL: model.baseUrl, OPENAI_API_KEY: "sk-test" });
 
 const project = (name: string) => {
   const dir = mkdtempSync(join(tmpdir(), `spool-${name}-`));
@@ -77,4 +80,35 @@ it("spool acp says on stderr why it cannot join its removed project again", asyn
   );
   await eventually(async () => line.test(acp!.stderr()), 20_000, "the first refused try on stderr");
   admin.close();
+});
+
+it("spool acp says on stderr, as loud as its warnings, that it joined again once its server is back", async () => {
+  // A server of its own, on a home kept across its restart: the same token, the same address.
+  const home = project("acp-back-home");
+  let back: TestServer | null = null;
+  let first: TestServer | null = await startTestServer({ home, env: modelEnv() });
+  const port = new URL(first.server.url).port;
+  const root = project("acp-back");
+  const bridge = spawnAcp({ args: ["--server", first.server.url], env: { SPOOL_HOME: home } });
+  try {
+    await initialize(bridge);
+    await bridge.connection.agent.request("session/new", { cwd: root, mcpServers: [] });
+    await first.stop();
+    first = null;
+    await eventually(
+      async () => /try 1 to join again failed/.test(bridge.stderr()),
+      20_000,
+      () => `the first failed try; it said:\n${bridge.stderr()}`,
+    );
+    back = await startTestServer({ home, port: Number(port), env: modelEnv() });
+    await eventually(
+      async () => /spool acp: project "[^"]+": joined the Spool server again after \d+ failed tr(y|ies)/.test(bridge.stderr()),
+      30_000,
+      () => `the line that says it is back; it said:\n${bridge.stderr()}`,
+    );
+  } finally {
+    await bridge.stop();
+    await first?.stop();
+    await back?.stop();
+  }
 });
