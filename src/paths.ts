@@ -1,4 +1,5 @@
 import { realpathSync } from "node:fs";
+import { userInfo } from "node:os";
 import { basename, dirname, join, normalize } from "node:path";
 
 /*
@@ -28,4 +29,23 @@ export function realOrPlanned(path: string): string {
       current = dirname(current);
     }
   }
+}
+
+let account: { home: string | null } | null = null;
+
+/**
+ * This process's account's home directory as the password database has it (not $HOME), or null where the account has
+ * none (a container's uid with no entry). Read once and kept for the process's life, as a login shell keeps it: a
+ * lookup reads and parses the database (or asks NSS) — a sandbox's start asked three times, ~1.5 % of a busy runner's
+ * CPU — and a record's place (the views beside it) must not move while the process lives.
+ */
+export function accountHome(): string | null {
+  if (!account) {
+    try {
+      account = { home: userInfo().homedir || null };
+    } catch {
+      account = { home: null };
+    }
+  }
+  return account.home;
 }

@@ -12,8 +12,9 @@ import {
   unlinkSync,
   writeFileSync,
 } from "node:fs";
-import { homedir, userInfo } from "node:os";
+import { homedir } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
+import { accountHome } from "../paths.js";
 
 /*
  * Every Spool home, token file, database and socket of this user on this machine, and a runner's SSH key (SPEC §7
@@ -45,12 +46,7 @@ export function registryDir(env: NodeJS.ProcessEnv = process.env): string {
  */
 export function viewsDir(env: NodeJS.ProcessEnv = process.env): string {
   if (env.SPOOL_REGISTRY) return `${resolve(env.SPOOL_REGISTRY)}.views`;
-  let home: string | null = null;
-  try {
-    home = userInfo().homedir;
-  } catch {
-    // no entry in the password database (a container's uid)
-  }
+  const home = accountHome();
   return home && isAbsolute(home) && home !== "/" ? join(home, ".local", "state", "spool", "views") : `${registryDir(env)}.views`;
 }
 

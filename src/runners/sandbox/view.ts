@@ -1,9 +1,8 @@
 import { closeSync, constants, existsSync, fstatSync, lstatSync, openSync, readFileSync, readlinkSync, realpathSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
-import { userInfo } from "node:os";
 import { basename, dirname, isAbsolute, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
-import { realOrPlanned, within } from "../../paths.js";
+import { accountHome, realOrPlanned, within } from "../../paths.js";
 
 /*
  * What a read-only or workspace-write command sees (SPEC §7 "Sandbox modes", "What a command sees"): a view built from
@@ -160,7 +159,7 @@ export function loginHomes(passwd = "/etc/passwd"): string[] {
 /** The runner user's home directories, as real paths: the account's and `home` ($HOME) where it names another. */
 export function runnerHomes(home: string | undefined): string[] {
   const homes = new Set<string>();
-  for (const path of [userInfo().homedir, home]) {
+  for (const path of [accountHome(), home]) {
     if (!path) continue;
     try {
       homes.add(realpathSync(path));
@@ -174,7 +173,7 @@ export function runnerHomes(home: string | undefined): string[] {
 /** This machine's home directories (real paths): the runner account's, $HOME, /root and /home (every user's). */
 export function localHomes(home: string | undefined): string[] {
   const homes = new Set<string>(["/root", "/home"]);
-  for (const path of [userInfo().homedir, home]) {
+  for (const path of [accountHome(), home]) {
     const real = path ? localRealDir(path) : null;
     if (real && real !== "/") homes.add(real);
   }
