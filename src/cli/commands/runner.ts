@@ -189,40 +189,10 @@ export async function runner(argv: string[]): Promise<number> {
     throw new Error(`--capacity must be at most ${MAX_RUNNER_CAPACITY} (commands at once), got "${values.capacity}"`);
   const name = need("name", values.name);
   const project = need("project", values.project);
-  const stateDir = values["state-dir"] ?? runnerStateDir(name);
-  // Before anything is read from it: the records there name process groups this runner kills at its start.
-  checkOutsideProjects(
-    resolve(stateDir),
-    "the runner's state directory",
-    "it could write records there that name process groups this runner kills when it starts. Choose a --state-dir outside every project (the default is $SPOOL_HOME/runners/NAME)",
-  );
-  // Made and recorded before the views are read, as a server's home (home/views.ts): of this and a command started
-  // together, one sees the other.
-  const made = !existsSync(stateDir);
-  recordStatePaths([resolve(ensureDir(stateDir))]);
-  try {
-    checkOutsideViews(
-      resolve(stateDir),
-      "the runner's state directory",
-      "it could write records there that name process groups this runner kills when it starts",
-    );
-  } catch (error) {
-    // A state directory this start made and refused goes again (empty: nothing was written in it yet).
-    if (made) {
-      try {
-        rmdirSync(stateDir);
-      } catch {
-        // not empty (something wrote there meanwhile): left, and the refusal said why
-      }
-    }
-    throw error;
-  }
+  const stateDir = claimStateDir(values["state-dir"] ?? runnerStateDir(name));
   const processes = new ProcessRegistry(stateDir, log);
   const backend = await backendFromFlags(values, { processes });
-  const passEnv = values["pass-env"] ?? [];
-  for (const entry of passEnv) {
-    if (!PASS_ENV_ENTRY.test(entry)) throw new Error(`--pass-env must be a variable name or a pattern with *, got "${entry}"`);
-  }
+  const passEnv = passEnvFromFlags(values["pass-env"] ?? []);
   const { sandbox, container } = await readyBackend(backend, sandboxMode(values.sandbox));
   // What a previous runner recording here left running when it died unannounced: nobody can resume it, so it goes.
   await reapLeftovers(stateDir, log, { killGraceMs: positiveInt("kill-grace", values["kill-grace"], 2000) });
@@ -235,16 +205,7 @@ export async function runner(argv: string[]): Promise<number> {
   // And checked by every other sandbox on this machine (the embedded runner's, another runner's): home/registry.ts.
   recordStatePaths(runnerState);
   const runnerClient = new RunnerClient({
-    connect:
-      explicit === undefined
-        ? async () => SpoolClient.connect(await homeUrl(), { token })
-        : firstAnswering(
-            explicit
-              .split(",")
-              .map((url) => url.trim())
-              .filter(Boolean),
-            (url) => SpoolClient.connect(url, { token }),
-          ),
+    connect: connector(explicit, homeUrl, token),
     project,
     name,
     backend,
@@ -274,6 +235,63 @@ export async function runner(argv: string[]): Promise<number> {
     throw new CliError(`runner ${name} stopped: ${refused}; start it with a new credential (spool token create NAME --role runner)`, EXIT.connection);
   }
   return 0;
+}
+
+/**
+ * The runner's state directory, made (0700) and recorded as a home's state, once it is known to lie outside every
+ * project and every running command's view: the records there name process groups this runner kills at its start,
+ * so nothing a command can write may be one. A directory this start made and then refused goes again.
+ */
+function claimStateDir(stateDir: string): string {
+  // Before anything is read from it.
+  checkOutsideProjects(
+    resolve(stateDir),
+    "the runner's state directory",
+    "it could write records there that name process groups this runner kills when it starts. Choose a --state-dir outside every project (the default is $SPOOL_HOME/runners/NAME)",
+  );
+  // Made and recorded before the views are read, as a server's home (home/views.ts): of this and a command started
+  // together, one sees the other.
+  const made = !existsSync(stateDir);
+  recordStatePaths([resolve(ensureDir(stateDir))]);
+  try {
+    checkOutsideViews(
+      resolve(stateDir),
+      "the runner's state directory",
+      "it could write records there that name process groups this runner kills when it starts",
+    );
+  } catch (error) {
+    // Empty: nothing was written in it yet.
+    if (made) {
+      try {
+        rmdirSync(stateDir);
+      } catch {
+        // not empty (something wrote there meanwhile): left, and the refusal said why
+      }
+    }
+    throw error;
+  }
+  return stateDir;
+}
+
+/** `--pass-env` flags, each a variable name or a pattern with `*`. */
+function passEnvFromFlags(flags: string[]): string[] {
+  for (const entry of flags) {
+    if (!PASS_ENV_ENTRY.test(entry)) throw new Error(`--pass-env must be a variable name or a pattern with *, got "${entry}"`);
+  }
+  return flags;
+}
+
+/**
+ * How the runner connects, at its start and at each reconnect: to the first of `--server`'s comma-separated
+ * addresses that answers, or, without one, to the home's server wherever it is now (`homeUrl`).
+ */
+function connector(explicit: string | undefined, homeUrl: () => Promise<string>, token: string): () => Promise<SpoolClient> {
+  if (explicit === undefined) return async () => SpoolClient.connect(await homeUrl(), { token });
+  const urls = explicit
+    .split(",")
+    .map((url) => url.trim())
+    .filter(Boolean);
+  return firstAnswering(urls, (url) => SpoolClient.connect(url, { token }));
 }
 
 /** `--label key=value` flags as labels, each checked in the flag's words before anything attaches. */

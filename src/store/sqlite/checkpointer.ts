@@ -118,33 +118,12 @@ export function checkpointerOnDemand(
   };
 }
 
+/** What bounds the worker's checkpoints (checkpoint-worker.ts). */
+type CheckpointLimits = { walSizeLimit: number; walBusyLimit: number; quietMs: number; yieldMaxMs: number; settleMs: number; readsQuietMs: number };
+
 /** Starts the checkpoint worker for a database file. */
-export function startCheckpointer(
-  sqlite: SQLite.Database,
-  file: string,
-  activity: Int32Array,
-  limits: { walSizeLimit: number; walBusyLimit: number; quietMs: number; yieldMaxMs: number; settleMs: number; readsQuietMs: number },
-  intervalMs = 200,
-) {
-  const driver = sqliteDriverPath();
-  // The worker's isolate holds a few MB at most: a small old generation keeps V8 from growing it (~1 MB less RSS).
-  const resourceLimits = { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2 };
-  // Int32 slots the worker counts in: its RESTARTs, rounds yielded, catch-up loops left for reads.
-  const stats = new SharedArrayBuffer(12);
-  const hold = new Int32Array(new SharedArrayBuffer(4));
-  const workerData: CheckpointWorkerData = {
-    file,
-    driver,
-    intervalMs,
-    ...limits,
-    stats,
-    activity: activity.buffer as SharedArrayBuffer,
-    hold: hold.buffer as SharedArrayBuffer,
-  };
-  // The worker's program: checkpoint-worker.ts, better-sqlite3 left for it to require by its path.
-  const code = program(import.meta.url, "checkpoint-worker", SQLITE_PACKAGES);
-  const worker = new Worker(code.file ?? code.source, { eval: code.file === null, resourceLimits, workerData });
-  worker.unref();
+export function startCheckpointer(sqlite: SQLite.Database, file: string, activity: Int32Array, limits: CheckpointLimits, intervalMs = 200) {
+  const { worker, stats, hold } = spawnWorker(file, activity, limits, intervalMs);
   let stopping: Promise<void> | null = null;
   const figures = { restarts: new Int32Array(stats), forcedRestarts: 0, longestHeldMs: 0, heldMs: 0, restartRequests: 0, restartsNotNeeded: 0 };
   let holdListener: ((ms: number) => void) | null = null;
@@ -220,17 +199,45 @@ export function startCheckpointer(
       restartRequests: figures.restartRequests,
       restartsNotNeeded: figures.restartsNotNeeded,
     }),
-    stop: () =>
-      (stopping ??= new Promise<void>((resolve) => {
-        const done = () => resolve();
-        worker.on("message", (message) => {
-          if (message === "stopped") void worker.terminate().then(done, done);
-        });
-        worker.once("exit", done);
-        worker.once("error", done);
-        // Kept alive until the worker has closed its connection (the listener above does not ref it: one is there).
-        worker.ref();
-        worker.postMessage("stop");
-      })),
+    stop: () => (stopping ??= stopWorker(worker)),
   };
+}
+
+/** The checkpoint worker of `file`, unref'd, and the shared slots it counts in (`stats`) and asks to hold the group commit by (`hold`). */
+function spawnWorker(file: string, activity: Int32Array, limits: CheckpointLimits, intervalMs: number) {
+  const driver = sqliteDriverPath();
+  // The worker's isolate holds a few MB at most: a small old generation keeps V8 from growing it (~1 MB less RSS).
+  const resourceLimits = { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2 };
+  // Int32 slots the worker counts in: its RESTARTs, rounds yielded, catch-up loops left for reads.
+  const stats = new SharedArrayBuffer(12);
+  const hold = new Int32Array(new SharedArrayBuffer(4));
+  const workerData: CheckpointWorkerData = {
+    file,
+    driver,
+    intervalMs,
+    ...limits,
+    stats,
+    activity: activity.buffer as SharedArrayBuffer,
+    hold: hold.buffer as SharedArrayBuffer,
+  };
+  // The worker's program: checkpoint-worker.ts, better-sqlite3 left for it to require by its path.
+  const code = program(import.meta.url, "checkpoint-worker", SQLITE_PACKAGES);
+  const worker = new Worker(code.file ?? code.source, { eval: code.file === null, resourceLimits, workerData });
+  worker.unref();
+  return { worker, stats, hold };
+}
+
+/** Asks the worker to stop; settles once it has closed its connection and ended (or ended otherwise). */
+function stopWorker(worker: Worker): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => resolve();
+    worker.on("message", (message) => {
+      if (message === "stopped") void worker.terminate().then(done, done);
+    });
+    worker.once("exit", done);
+    worker.once("error", done);
+    // Kept alive until the worker has closed its connection (the listener above does not ref it: one is there).
+    worker.ref();
+    worker.postMessage("stop");
+  });
 }
