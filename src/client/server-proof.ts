@@ -139,7 +139,10 @@ export function provenConnection(target: ProofTarget, token: string, timeoutMs =
       const lines = head.subarray(0, end).toString("latin1").split("\r\n");
       const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? "")?.[1] ?? 0);
       const headers = new Map(lines.slice(1).map((l) => [l.slice(0, l.indexOf(":")).trim().toLowerCase(), l.slice(l.indexOf(":") + 1).trim()]));
-      if (status === 401) return fail(new ServerProofError(`${where} does not know this token (HTTP 401: revoked, expired, or never made by this server); the token was not sent`, 401));
+      if (status === 401)
+        return fail(
+          new ServerProofError(`${where} does not know this token (HTTP 401: revoked, expired, or never made by this server); the token was not sent`, 401),
+        );
       const verifier = tokenVerifier(token);
       const address = unix ?? endpoint(socket.remoteAddress, socket.remotePort);
       const given = Buffer.from(headers.get("spool-proof") ?? "", "hex");
