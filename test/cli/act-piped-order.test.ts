@@ -35,7 +35,10 @@ describe("spool act with stdout a file or a slow pipe", () => {
   let client: SpoolClient;
   beforeAll(async () => {
     home = tempDir("spool-piped-home-");
-    writeFileSync(join(home, "config.json"), JSON.stringify({ port: await freePort(), demoModel: true }));
+    // The model waits for the command's end (up to two minutes), not the default 10 s: a million lines through a
+    // sandbox took a busy machine past 10 s (CI, Node 24), and the model's words were then a "still running" first —
+    // its waiting is not what this file tests.
+    writeFileSync(join(home, "config.json"), JSON.stringify({ port: await freePort(), demoModel: true, toolYieldMs: 120_000 }));
     serve = await spawnServe([], { SPOOL_HOME: home });
     app = join(tempDir("spool-piped-"), "app");
     mkdirSync(app);
