@@ -46,7 +46,11 @@ export async function openStorage(
   // module loaded stays in V8's heap (its source text and functions), which the old generation's growth multiplies.
   const store: Store = config.databaseUrl
     ? await (await import("../store/postgres/postgres.js")).openPostgresStore(config.databaseUrl)
-    : openStore(config.dbFile, options.store);
+    : openStore(config.dbFile, {
+        ...options.store,
+        onCheckpointerError: (error) =>
+          log.warn(`database: the WAL's checkpoint worker ended (${describeError(error)}); SQLite's own checkpoints keep the WAL bounded until a restart`),
+      });
   let migrations: string[];
   let schema: MigrationSet;
   try {
@@ -148,3 +152,10 @@ export async function wireServices(options: StartOptions, config: SpoolConfig, l
 }
 
 export type Services = Awaited<ReturnType<typeof wireServices>>;
+
+/** A worker's error as one line: a SQLite error may reach this thread as its code alone. */
+function describeError(error: unknown): string {
+  if (error instanceof Error && error.message) return error.message;
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : String(error);
+}

@@ -285,6 +285,38 @@ describe("the checkpoint worker and the process", () => {
     expect(alive, out).toContain("MessagePort");
   }, 120_000);
 
+  it("a worker that ends on an error ends neither the process nor the store: whoever opened it is told (ciV: SQLITE_BUSY_RECOVERY at its start)", async () => {
+    const dir = tempDir();
+    const script = join(dir, "worker-fails.mjs");
+    // The worker is given a database file it cannot open (a directory that does not exist): its first statement throws,
+    // as a read at its start did once while the server's connection built the WAL's index. An 'error' event nobody
+    // listened to ended the process (exit 1, no line printed); now the opener's callback gets it and the store goes on.
+    const src = (path: string) => JSON.stringify(new URL(`../../src/${path}`, import.meta.url).pathname);
+    writeFileSync(
+      script,
+      `${storeWithEntry(dir, [])}
+      const { startCheckpointer } = await import(${src("store/sqlite/checkpointer.ts")});
+      const limits = { walSizeLimit: 1 << 20, walBusyLimit: 1 << 20, quietMs: 100, yieldMaxMs: 100, settleMs: 10, readsQuietMs: 100 };
+      const failed = await new Promise((resolve) => {
+        const worker = startCheckpointer(store.sqlite, ${JSON.stringify(join(dir, "no-such-dir", "spool.db"))}, new Int32Array(new SharedArrayBuffer(8)), limits, 50, resolve);
+        worker.stop().catch(() => {});
+      });
+      await store.appendChunk(1, data, 1, 102);
+      console.log(JSON.stringify({ failed: failed.message || failed.code, stored: store.sqlite.prepare("SELECT count(*) AS n FROM chunks").get().n }));
+      await store.close();`,
+    );
+    const child = spawn(process.execPath, ["--import", "tsx", script], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    expect(code, `${out}${err}`).toBe(0);
+    const { failed, stored } = JSON.parse(out) as { failed: string; stored: number };
+    expect(failed).toMatch(/Cannot open database because the directory does not exist/);
+    expect(stored).toBe(1);
+  }, 120_000);
+
   it("does not keep a process alive that opened a store and never closed it (its listener for the worker's requests is unref'd too)", async () => {
     const dir = tempDir();
     const script = join(dir, "open.mjs");

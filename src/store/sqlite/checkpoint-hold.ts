@@ -14,6 +14,11 @@ export interface CheckpointWorkerData {
   file: string;
   /** The resolved path of better-sqlite3, required by the worker wherever it was loaded from. */
   driver: string;
+  /**
+   * The database's page size, read by the server's connection: the worker reads nothing as it starts (its connection
+   * has no busy timeout, and a read while the server's connection builds the WAL's index fails SQLITE_BUSY_RECOVERY).
+   */
+  pageSize: number;
   intervalMs: number;
   walSizeLimit: number;
   walBusyLimit: number;

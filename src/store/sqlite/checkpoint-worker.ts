@@ -67,7 +67,7 @@ interface CheckpointResult {
 const checkpoint = (mode: "PASSIVE" | "RESTART" | "TRUNCATE") => (db.pragma(`wal_checkpoint(${mode})`) as CheckpointResult[])[0];
 const caughtUp = (result: CheckpointResult | undefined): result is CheckpointResult => !!result && result.busy === 0 && result.log === result.checkpointed;
 // Bytes of WAL in use: its header and `log` frames of a page each (the file stays larger once started over).
-const frameBytes = (db.pragma("page_size", { simple: true }) as number) + 24;
+const frameBytes = workerData.pageSize + 24;
 const inUse = (result: { log: number }) => 32 + result.log * frameBytes;
 // A RESTART follows a write-back pass whose PASSIVE found at most this many new frames (4 MiB at 16 KiB pages): the
 // RESTART copies and syncs about that much with the appends held (3-6 ms here, bench/history/README.md).
@@ -260,8 +260,13 @@ const tick = () => {
 let timer: NodeJS.Timeout = setTimeout(tick, workerData.intervalMs);
 parentPort.on("message", () => {
   clearTimeout(timer);
-  closeSync(database);
-  if (wal >= 0) closeSync(wal);
-  db.close();
+  // Whatever closing says, the worker is done with the files: "stopped" is what the server's close() waits for.
+  for (const close of [() => closeSync(database), () => wal >= 0 && closeSync(wal), () => db.close()]) {
+    try {
+      close();
+    } catch {
+      // closed, or busy: SQLite's last connection copies the WAL in either way
+    }
+  }
   post("stopped");
 });

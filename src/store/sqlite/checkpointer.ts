@@ -84,12 +84,13 @@ export function checkpointerOnDemand(
   limits: Parameters<typeof startCheckpointer>[3],
   startAfterBytes: number,
   intervalMs = 200,
+  onError?: (error: Error) => void,
 ): Checkpointer {
   let started: Checkpointer | null = null;
   let holdListener: ((ms: number) => void) | null = null;
   const start = () => {
     clearInterval(look);
-    started = startCheckpointer(sqlite, file, activity, limits, intervalMs);
+    started = startCheckpointer(sqlite, file, activity, limits, intervalMs, onError);
     if (holdListener) started.onHold(holdListener);
   };
   const walBytes = () => {
@@ -122,8 +123,16 @@ export function checkpointerOnDemand(
 type CheckpointLimits = { walSizeLimit: number; walBusyLimit: number; quietMs: number; yieldMaxMs: number; settleMs: number; readsQuietMs: number };
 
 /** Starts the checkpoint worker for a database file. */
-export function startCheckpointer(sqlite: SQLite.Database, file: string, activity: Int32Array, limits: CheckpointLimits, intervalMs = 200) {
-  const { worker, stats, hold } = spawnWorker(file, activity, limits, intervalMs);
+export function startCheckpointer(
+  sqlite: SQLite.Database,
+  file: string,
+  activity: Int32Array,
+  limits: CheckpointLimits,
+  intervalMs = 200,
+  onError?: (error: Error) => void,
+) {
+  const pageSize = sqlite.pragma("page_size", { simple: true }) as number;
+  const { worker, stats, hold } = spawnWorker(file, activity, { ...limits, pageSize }, intervalMs);
   let stopping: Promise<void> | null = null;
   const figures = { restarts: new Int32Array(stats), forcedRestarts: 0, longestHeldMs: 0, heldMs: 0, restartRequests: 0, restartsNotNeeded: 0 };
   let holdListener: ((ms: number) => void) | null = null;
@@ -182,6 +191,13 @@ export function startCheckpointer(sqlite: SQLite.Database, file: string, activit
     held = null;
     release();
   });
+  // An error the worker did not catch ends the worker, never the process (an 'error' nobody listens to would): the
+  // store goes on, SQLite's own automatic checkpoint bounding the WAL from then on, and whoever opened it is told.
+  worker.on("error", (error) => {
+    held = null;
+    release();
+    onError?.(error);
+  });
   // A 'message' listener refs the worker's port again: the worker must not keep the process alive.
   worker.unref();
   return {
@@ -204,7 +220,7 @@ export function startCheckpointer(sqlite: SQLite.Database, file: string, activit
 }
 
 /** The checkpoint worker of `file`, unref'd, and the shared slots it counts in (`stats`) and asks to hold the group commit by (`hold`). */
-function spawnWorker(file: string, activity: Int32Array, limits: CheckpointLimits, intervalMs: number) {
+function spawnWorker(file: string, activity: Int32Array, limits: CheckpointLimits & { pageSize: number }, intervalMs: number) {
   const driver = sqliteDriverPath();
   // The worker's isolate holds a few MB at most: a small old generation keeps V8 from growing it (~1 MB less RSS).
   const resourceLimits = { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2 };

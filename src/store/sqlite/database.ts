@@ -56,6 +56,11 @@ export interface StoreOptions {
   busyTimeoutMs?: number;
   /** How writes refused as busy or locked after that are tried again, asynchronously. */
   busyRetry?: BusyRetryOptions;
+  /**
+   * Called when the checkpoint worker ends on an error it did not catch. It is not started again: the connection's
+   * own automatic checkpoint bounds the WAL from then on (every 256 MiB), and the store goes on.
+   */
+  onCheckpointerError?: (error: Error) => void;
 }
 
 /** The WAL's size once writes are quiet, by default: a burst may grow it, it does not stay grown. */
@@ -146,6 +151,8 @@ export function openStore(file: string, options: StoreOptions = {}): SqliteStore
           },
           // Before the WAL passes a bound the worker keeps it under.
           options.walCheckpointFromBytes ?? Math.min(DEFAULT_WAL_CHECKPOINT_FROM_BYTES, walSizeLimit, walBusyLimit),
+          undefined,
+          options.onCheckpointerError,
         );
   sqlite.pragma("wal_autocheckpoint = 16384");
   // The WAL and shared-memory files exist now (WAL mode opened them): 0600 like the database.
