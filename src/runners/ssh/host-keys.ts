@@ -11,11 +11,15 @@ export interface HostKeyOptions {
   host: string;
   hostKeys?: string[];
   knownHostsFile?: string;
+  /** The ssh configuration's known_hosts files (the user's, then the system's), when knownHostsFile is not given. */
+  knownHostsFiles?: string[];
+  /** The name the keys are under instead of host and port (HostKeyAlias). */
+  hostKeyAlias?: string;
 }
 
-/** Key blobs (base64 field) that known_hosts lines accept for host:port. */
-export function knownHostKeys(text: string, host: string, port: number): { accepted: Set<string>; revoked: Set<string> } {
-  const names = port === 22 ? [host, `[${host}]:22`] : [`[${host}]:${port}`];
+/** Key blobs (base64 field) that known_hosts lines accept for host:port (for `alias` alone, as ssh's HostKeyAlias). */
+export function knownHostKeys(text: string, host: string, port: number, alias?: string): { accepted: Set<string>; revoked: Set<string> } {
+  const names = alias ? [alias] : port === 22 ? [host, `[${host}]:22`] : [`[${host}]:${port}`];
   const accepted = new Set<string>();
   const revoked = new Set<string>();
   for (const raw of text.split("\n")) {
@@ -38,7 +42,12 @@ export function knownHostKeys(text: string, host: string, port: number): { accep
   return { accepted, revoked };
 }
 
-export const knownHostsHint = (options: HostKeyOptions) => `add it to ${options.knownHostsFile ?? "~/.ssh/known_hosts"} or pass --ssh-host-key FILE`;
+/** The known_hosts files to read: the one given, else the configuration's, else ~/.ssh/known_hosts. */
+const knownHostsFiles = (options: HostKeyOptions): string[] =>
+  options.knownHostsFile ? [options.knownHostsFile] : options.knownHostsFiles?.length ? options.knownHostsFiles : [join(homedir(), ".ssh", "known_hosts")];
+
+export const knownHostsHint = (options: HostKeyOptions) =>
+  `add it to ${options.knownHostsFile ?? options.knownHostsFiles?.[0] ?? "~/.ssh/known_hosts"} or pass --ssh-host-key FILE`;
 
 /** "ED25519 SHA256:…", as ssh-keygen -l prints a key. */
 export function fingerprint(blob: Buffer): string {
@@ -63,14 +72,21 @@ export function trustedHostKeys(options: HostKeyOptions, port: number): { accept
       throw new BackendUnavailable(`${where}: the host key given holds no "TYPE KEY" line — pass the host's public key file with --ssh-host-key`);
     return { accepted, revoked: new Set(), source: "the host key given" };
   }
-  const file = options.knownHostsFile ?? join(homedir(), ".ssh", "known_hosts");
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (error) {
-    throw new BackendUnavailable(`${where}: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? firstLine(error)}) — ${knownHostsHint(options)}`);
+  const files = knownHostsFiles(options);
+  const texts: string[] = [];
+  let unread: string | null = null;
+  for (const file of files) {
+    try {
+      texts.push(readFileSync(file, "utf8"));
+    } catch (error) {
+      // Of the configuration's files (the user's and the system's, each with a second name), those absent are skipped.
+      unread ??= `${file} (${(error as NodeJS.ErrnoException).code ?? firstLine(error)})`;
+    }
   }
-  const keys = knownHostKeys(text, options.host, port);
-  if (keys.accepted.size === 0) throw new BackendUnavailable(`${where}: no key for this host in ${file} — ${knownHostsHint(options)}`);
-  return { ...keys, source: file };
+  if (texts.length === 0) throw new BackendUnavailable(`${where}: cannot read ${unread} — ${knownHostsHint(options)}`);
+  const keys = knownHostKeys(texts.join("\n"), options.host, port, options.hostKeyAlias);
+  const named = files.length === 1 ? files[0]! : files.join(", ");
+  const under = options.hostKeyAlias ? ` under its HostKeyAlias ${options.hostKeyAlias}` : "";
+  if (keys.accepted.size === 0) throw new BackendUnavailable(`${where}: no key for this host${under} in ${named} — ${knownHostsHint(options)}`);
+  return { ...keys, source: named };
 }

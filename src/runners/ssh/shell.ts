@@ -1,8 +1,9 @@
 import type { Readable, Writable } from "node:stream";
-import { Client, type ClientChannel } from "ssh2";
+import { type AgentAuthMethod, Client, type ClientChannel, type ConnectConfig, type PublicKeyAuthMethod } from "ssh2";
 import type { TtySize } from "../../protocol/runner.js";
 import { BackendUnavailable, firstLine, StartError } from "../backend.js";
 import { fingerprint, knownHostsHint, trustedHostKeys } from "./host-keys.js";
+import type { ConfiguredLogin } from "./login.js";
 
 /** One remote command as this backend sees it; `ssh2Transport` provides it over ssh2. */
 export interface RemoteChannel {
@@ -28,8 +29,11 @@ export interface SshOptions {
   host: string;
   port?: number;
   username: string;
-  privateKey: Buffer | string;
+  /** The key to log in with (`--ssh-key`); without it, `login`'s agent and keys. */
+  privateKey?: Buffer | string;
   passphrase?: string;
+  /** What the ssh configuration logs in with (login.ts), when no privateKey is given. */
+  login?: ConfiguredLogin;
   /**
    * Accepted host keys, as OpenSSH public-key lines ("ssh-ed25519 AAAA…"). Without
    * them the known_hosts file is used.
@@ -37,6 +41,10 @@ export interface SshOptions {
   hostKeys?: string[];
   /** Defaults to ~/.ssh/known_hosts. */
   knownHostsFile?: string;
+  /** The known_hosts files of the ssh configuration, read together (when knownHostsFile is not given). */
+  knownHostsFiles?: string[];
+  /** The name the host's keys are under in known_hosts (the configuration's HostKeyAlias), else host and port. */
+  hostKeyAlias?: string;
   /** Turns host-key checking off. For tests and throwaway hosts only. */
   insecureSkipHostKeyCheck?: boolean;
   readyTimeoutMs?: number;
@@ -50,13 +58,23 @@ function connectFailure(options: SshOptions, port: number, error: Error & { leve
     return `${where}: host key not trusted (${fingerprint(deniedKey)}) — ${fix}`;
   }
   if (error.level === "client-authentication") {
-    return `ssh ${options.username}@${options.host}:${port}: login refused — check --ssh-user, and that the public half of --ssh-key is in that user's ~/.ssh/authorized_keys`;
+    const keys = options.privateKey !== undefined ? "the public half of --ssh-key" : `one of the keys tried (${options.login?.tried ?? "none"})`;
+    return `ssh ${options.username}@${options.host}:${port}: login refused — check --ssh-user, and that ${keys} is in that user's ~/.ssh/authorized_keys`;
   }
   if (error.level === "client-timeout")
     return `${where}: no SSH handshake within ${(options.readyTimeoutMs ?? 10_000) / 1000} s — check --ssh-host and --ssh-port`;
   if (error.code === "ECONNREFUSED") return `${where}: connection refused — check --ssh-host and --ssh-port, and that sshd runs there`;
   if (error.code === "ENOTFOUND" || error.code === "EAI_AGAIN") return `${where}: host name not found — check --ssh-host`;
   return `${where}: ${firstLine(error)}`;
+}
+
+/** How ssh2 logs in: the key given, else the configuration's agent and keys, in that order; the agent is never forwarded. */
+function loginConfig(options: SshOptions): Pick<ConnectConfig, "privateKey" | "passphrase" | "authHandler"> {
+  if (options.privateKey !== undefined) return { privateKey: options.privateKey, ...(options.passphrase ? { passphrase: options.passphrase } : {}) };
+  const username = options.username;
+  const agent: AgentAuthMethod[] = options.login?.agent ? [{ type: "agent", username, agent: options.login.agent }] : [];
+  const keys = (options.login?.keys ?? []).map((key): PublicKeyAuthMethod => ({ type: "publickey", username, key }));
+  return { authHandler: [...agent, ...keys] };
 }
 
 /** Opens (and reopens after a drop) one ssh2 connection, shared by every command. */
@@ -98,8 +116,7 @@ export function ssh2Shell(options: SshOptions): RemoteShell {
           host: options.host,
           port,
           username: options.username,
-          privateKey: options.privateKey,
-          ...(options.passphrase ? { passphrase: options.passphrase } : {}),
+          ...loginConfig(options),
           hostVerifier: verify,
           readyTimeout: options.readyTimeoutMs ?? 10_000,
           keepaliveInterval: 15_000,
