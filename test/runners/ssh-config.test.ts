@@ -6,6 +6,7 @@ import type { SpoolClient } from "../../src/client/spool-client.js";
 import { hostConfigFrom } from "../../src/runners/ssh/config.js";
 import { describeWithInfra, infra, sshRoot } from "../helpers/infra.js";
 import { spawnCli, spawnRunner } from "../helpers/process.js";
+import { runTool } from "../helpers/runners.js";
 import { eventually, startTestServer, type TestServer, tempDir } from "../helpers/server.js";
 
 /**
@@ -55,12 +56,13 @@ describeWithInfra("ssh", "spool runner (ssh) from the ssh configuration", () => 
     clearTimeout(timer);
     return { code, stderr: cli.stderr(), stdout: cli.stdout() };
   };
-  /** Starts a runner with `flags`, checks it attached with the ssh backend, and stops it. */
-  const attaches = async (name: string, flags: string[], env: NodeJS.ProcessEnv = {}) => {
+  /** Starts a runner with `flags`, checks it attached with the ssh backend (then `attached`, if given), and stops it. */
+  const attaches = async (name: string, flags: string[], env: NodeJS.ProcessEnv = {}, attached?: () => Promise<void>) => {
     const runner = await spawnRunner([...base(name), "--root", sshRoot(), "--backend", "ssh", ...flags], { SSH_AUTH_SOCK: "", ...env });
     try {
       const listed = (await client.call("runner/list", {})).runners;
       expect(listed).toEqual(expect.arrayContaining([expect.objectContaining({ name, backend: "ssh" })]));
+      await attached?.();
     } finally {
       await runner.stop();
     }
@@ -87,10 +89,15 @@ describeWithInfra("ssh", "spool runner (ssh) from the ssh configuration", () => 
     await attaches("by-alias", ["--ssh-host", "build-box", "--ssh-config", file]);
   });
 
-  it("keys in ssh-agent alone: the agent signs the login (and is not forwarded)", async () => {
+  it("keys in ssh-agent alone: the agent signs the login, and a command there sees no agent", async () => {
     const socket = await agent("plain", [key]);
     const file = config("agent-box", [...reach(), `IdentityFile ${join(dir, "no-such-key")}`]);
-    await attaches("by-agent", ["--ssh-host", "agent-box", "--ssh-config", file], { SSH_AUTH_SOCK: socket });
+    await attaches("by-agent", ["--ssh-host", "agent-box", "--ssh-config", file], { SSH_AUTH_SOCK: socket }, async () => {
+      // No agent of the runner's is there to reach (the connection asks for no forwarding, and a command's environment
+      // holds the login's four names alone).
+      const ran = await runTool(client, "agent-run", "sh", `echo "agent=\${SSH_AUTH_SOCK:-none}"`, { runner: "by-agent", sandbox: "full" });
+      expect(ran.out).toBe("agent=none\n");
+    });
     // The socket named by IdentityAgent, with no SSH_AUTH_SOCK at all.
     const named = config("agent-named", [...reach(), `IdentityAgent ${socket}`, `IdentityFile ${join(dir, "no-such-key")}`]);
     await attaches("by-identity-agent", ["--ssh-host", "agent-named", "--ssh-config", named]);
