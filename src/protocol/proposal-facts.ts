@@ -94,10 +94,18 @@ export function factValue(facts: ProposalFacts, label: FactLabel, options: FactO
       return escapeControl(facts.tool);
     case "command":
       return escapeControl(facts.command);
-    case "cwd":
+    case "cwd": {
+      // A runner that runs the project root's commands elsewhere (its --root) runs this one there: that is shown first.
+      const there = facts.pool ? null : (facts.runnerClaim?.root ?? null);
+      if (there !== null) {
+        const server = facts.root === null ? "" : `; the server's is ${escapeControl(facts.root)}`;
+        if (facts.cwd === null) return `${escapeControl(there)} (the project root on the runner${server})`;
+        return `${escapeControl(`${there.replace(/\/+$/, "")}/${facts.cwd}`)} (under the project root on the runner, ${escapeControl(there)}${server})`;
+      }
       // The absolute root, so a person sees where the project is on the machine (not only "the project root").
       if (facts.cwd === null) return facts.root === null ? "project root" : `${escapeControl(facts.root)} (the project root)`;
       return facts.root === null ? escapeControl(facts.cwd) : `${escapeControl(facts.cwd)} (under the project root ${escapeControl(facts.root)})`;
+    }
     case "env":
       return facts.env.length === 0 ? "none added" : facts.env.map(envPair).join(" ");
     case "tty":

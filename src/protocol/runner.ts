@@ -125,6 +125,14 @@ export const RunnerAttachParams = z.strictObject({
     'What holds each command\'s processes (SPEC §7 "Stopped means stopped"); diesWithRunner false: a lost runner\'s producers end 499 "runner lost, may still be running"',
   ),
   host: z.string().max(255).optional().describe("The machine it runs commands on (its host name), as it says: shown in runner/list"),
+  root: z
+    .string()
+    .min(1)
+    .max(4096)
+    .optional()
+    .describe(
+      "Where it runs the project root's commands when that is not the root's own path (spool runner --root: another machine's checkout, a container's mount): every proposal for it shows its cwd there",
+    ),
 });
 
 export const ResumedProducer = ProducerRef.extend({

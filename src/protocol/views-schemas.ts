@@ -63,6 +63,11 @@ export const RunnerClaim = z.object({
   attachedAs: RoleName.nullable().describe("That credential's role when it attached"),
   modes: z.array(SandboxModeName).describe("The sandbox modes it says it runs commands in"),
   network: NetworkKind.nullable().describe("The network it says a workspace-write command gets; null: it said none"),
+  root: z
+    .string()
+    .nullable()
+    .optional()
+    .describe("Where it said it runs the project root's commands (spool runner --root); null or absent: at the project root's own path"),
 });
 export type RunnerClaim = z.output<typeof RunnerClaim>;
 

@@ -113,7 +113,8 @@ export function runnerClaimOf(value: unknown): RunnerClaim | null {
   if (!isRecord(value) || typeof value.own !== "boolean") return null;
   const modes = Array.isArray(value.modes) ? value.modes.filter((m): m is SandboxModeName => (SANDBOX_MODES as readonly unknown[]).includes(m)) : [];
   const role = typeof value.attachedAs === "string" && Object.hasOwn(ROLE_NAMES, value.attachedAs) ? (value.attachedAs as Role) : null;
-  return { own: value.own, attachedBy: str(value.attachedBy), attachedAs: role, modes, network: networkOf(value.network) };
+  const root = typeof value.root === "string" && value.root !== "" ? { root: value.root } : {};
+  return { own: value.own, attachedBy: str(value.attachedBy), attachedAs: role, modes, network: networkOf(value.network), ...root };
 }
 
 /** The `pool` attribute as the fact; null for anything that is not one (not recorded, or a runner). */

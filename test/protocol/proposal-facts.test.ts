@@ -89,6 +89,14 @@ describe("proposal facts: one typed view and one formatter for every client", ()
     const byDefault = byLabel(factLines(proposalFacts({ root: "/srv/app", defaultRunner: "ci-1", runnerClaim: { ...claim, network: undefined } })));
     expect(byDefault.cwd).toBe("/srv/app (the project root)");
     expect(byDefault.runner).toBe('default (ci-1; attached by runner "ci", claims read-only, workspace-write, network not said)');
+    // A runner that runs the project root's commands elsewhere (spool runner --root): the cwd there comes first.
+    const rooted = { ...claim, root: "/var/tmp/checkout/" };
+    expect(byLabel(factLines(proposalFacts({ root: "/srv/app", cwd: "sub", runner: "ci-1", runnerClaim: rooted }))).cwd).toBe(
+      "/var/tmp/checkout/sub (under the project root on the runner, /var/tmp/checkout/; the server's is /srv/app)",
+    );
+    expect(byLabel(factLines(proposalFacts({ root: "/srv/app", runner: "ci-1", runnerClaim: { ...rooted, root: "/w\u001b[2Jx" } }))).cwd).toBe(
+      "/w\\e[2Jx (the project root on the runner; the server's is /srv/app)",
+    );
     // The embedded runner's sandbox is the server's own: no claim, no principal.
     const own = byLabel(factLines(proposalFacts({ defaultRunner: "local", runnerClaim: { own: true, attachedBy: null, attachedAs: null, modes: ["full"] } })));
     expect(own.runner).toBe("default (local; this server's own runner)");

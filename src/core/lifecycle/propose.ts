@@ -262,7 +262,12 @@ async function runnerNamed(stage: Stage, project: ProjectRef, name: string): Pro
   if (!stage.others?.shared) return undefined;
   const there = (await stage.others.runnersElsewhere(project.id)).find((r) => r.name === name);
   if (there)
-    return { name, sandbox: there.sandbox, claim: runnerClaim({ embedded: false, attachedBy: there.attachedBy, sandbox: there.sandbox }), here: false };
+    return {
+      name,
+      sandbox: there.sandbox,
+      claim: runnerClaim({ embedded: false, attachedBy: there.attachedBy, sandbox: there.sandbox, root: there.root }),
+      here: false,
+    };
   // Listed by a server whose row says nothing of it (one from before pools): its sandbox is not known here.
   return (await stage.others.runnerServer(project.id, name)) !== null ? { name, sandbox: null, here: false } : undefined;
 }

@@ -59,7 +59,15 @@ export async function requireFactsHold(stage: Stage, proposal: Producer, seen: n
 /** Whether two claims say the same: who vouches (the server, or which principal as which role), the modes, the network. */
 function sameClaim(a: RunnerClaim, b: RunnerClaim): boolean {
   const modes = (c: RunnerClaim) => [...c.modes].sort().join(",");
-  return a.own === b.own && a.attachedBy === b.attachedBy && a.attachedAs === b.attachedAs && modes(a) === modes(b) && a.network === b.network;
+  // The root too: a runner back with another --root runs the command elsewhere than the cwd shown.
+  return (
+    a.own === b.own &&
+    a.attachedBy === b.attachedBy &&
+    a.attachedAs === b.attachedAs &&
+    modes(a) === modes(b) &&
+    a.network === b.network &&
+    (a.root ?? null) === (b.root ?? null)
+  );
 }
 
 /**

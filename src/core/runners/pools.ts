@@ -28,6 +28,8 @@ export interface RunnerFacts {
   sandbox: SandboxInfo;
   container?: ContainerInfo;
   host: string | null;
+  /** Where it runs the project root's commands (its --root); null: at the root's own path. */
+  root: string | null;
   attachedAt: number;
   default: boolean;
   draining: boolean;
@@ -216,6 +218,7 @@ export function locationInfo(runner: Omit<RunnerFacts, "serverId" | "draining" |
     sandbox: runner.sandbox,
     ...(runner.container ? { container: runner.container } : {}),
     host: runner.host,
+    ...(runner.root ? { root: runner.root } : {}),
     attachedAt: runner.attachedAt,
   });
 }
@@ -248,6 +251,7 @@ export function factsFromLocation(
     sandbox,
     ...(info.container ? { container: info.container as ContainerInfo } : {}),
     host: typeof info.host === "string" ? info.host : null,
+    root: typeof info.root === "string" ? info.root : null,
     attachedAt: typeof info.attachedAt === "number" ? info.attachedAt : row.since,
     default: row.is_default === 1,
     draining,

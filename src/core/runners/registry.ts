@@ -29,6 +29,8 @@ export interface AttachedRunner {
   attachedBy: { name: string; role: Role };
   /** The machine it runs commands on, as it said at attach (null: it did not say). */
   host: string | null;
+  /** Where it runs the project root's commands, as it said at attach (null: at the root's own path). */
+  root: string | null;
   /** The project it serves. */
   project: ProjectRef;
   /** Commands it runs at once, as it said at attach; null: no limit. */
@@ -47,13 +49,19 @@ export interface AttachedRunner {
  * What a proposal records of the runner it goes to (the `runnerClaim` fact): the embedded runner's sandbox is the
  * server's own; anything a remote runner says of its sandbox and network is its claim, shown with who attached it.
  */
-export function runnerClaim(runner: { embedded: boolean; attachedBy: { name: string; role: Role } | null; sandbox: SandboxInfo }): RunnerClaim {
+export function runnerClaim(runner: {
+  embedded: boolean;
+  attachedBy: { name: string; role: Role } | null;
+  sandbox: SandboxInfo;
+  root?: string | null;
+}): RunnerClaim {
   return {
     own: runner.embedded,
     attachedBy: runner.embedded ? null : (runner.attachedBy?.name ?? null),
     attachedAs: runner.embedded ? null : (runner.attachedBy?.role ?? null),
     modes: sandboxModes(runner.sandbox),
     network: runner.sandbox.network ?? null,
+    ...(runner.root ? { root: runner.root } : {}),
   };
 }
 
@@ -175,6 +183,7 @@ export class RunnerRegistry {
       ...(params.container ? { container: params.container } : {}),
       attachedBy: { name: connection.principal.name, role: connection.principal.role },
       host: params.host ?? null,
+      root: params.root ?? null,
       project,
       capacity: params.capacity ?? null,
       // A re-attach of the same runner (its token) keeps its drain; attach.ts reads the one held with its name.

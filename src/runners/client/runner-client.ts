@@ -164,6 +164,8 @@ export class RunnerClient {
         sandbox: await this.options.backend.sandbox(),
         ...(this.options.backend.container ? { container: await this.options.backend.container() } : {}),
         host: hostname(),
+        // Where the project root's commands run (--root), shown with every proposal's cwd.
+        ...(this.options.root ? { root: this.options.root } : {}),
       });
       this.#resumeToken = attached.resumeToken;
       this.#graceMs = attached.runnerGraceMs;

@@ -9,7 +9,7 @@ import { RunnerClient } from "../../../src/runners/client/runner-client.js";
 import { EMBEDDED_RUNNER } from "../../../src/runners/local/embedded.js";
 import { LocalBackend } from "../../../src/runners/local/local.js";
 import { finished } from "../../helpers/runners.js";
-import { eventually, startTestServer, type TestServer } from "../../helpers/server.js";
+import { eventually, startTestServer, type TestServer, tempDir } from "../../helpers/server.js";
 
 /**
  * What a person was shown before a decision is what a decision (theirs, or an "always allow" rule's) does:
@@ -23,7 +23,7 @@ const quiet = createLogger("silent");
 const COMMAND = "sleep 1; echo ruled";
 
 /** A second local runner, attached to `project` (as its default when asked). */
-function secondRunner(ts: TestServer, project: string, name: string, options: { default?: boolean } = {}) {
+function secondRunner(ts: TestServer, project: string, name: string, options: { default?: boolean; root?: string } = {}) {
   return new RunnerClient({
     connect: () => SpoolClient.connect(ts.server.url, { token: ts.server.token }),
     project,
@@ -32,6 +32,7 @@ function secondRunner(ts: TestServer, project: string, name: string, options: { 
     log: quiet,
     backoffMs: { min: 20, max: 200 },
     ...(options.default ? { default: true } : {}),
+    ...(options.root ? { root: options.root } : {}),
   });
 }
 
@@ -47,7 +48,7 @@ describe("decisions follow what was shown", () => {
     await ts.stop();
   });
 
-  async function attach(project: string, name: string, options: { default?: boolean } = {}) {
+  async function attach(project: string, name: string, options: { default?: boolean; root?: string } = {}) {
     const agent = secondRunner(ts, project, name, options);
     agents.push(agent);
     await agent.start();
@@ -171,5 +172,31 @@ describe("decisions follow what was shown", () => {
     expect(boxed.text).toMatch(given === "own" ? /^network +own \(outbound only/m : /^network +shared with the runner's machine/m);
     expect(await shown({ sandbox: "read-only" })).toMatchObject({ network: "none" });
     expect(await shown({ sandbox: "full" })).toMatchObject({ network: "shared" });
+  });
+
+  it("a runner that runs the project root's commands elsewhere (--root): the cwd there is shown and used; back with another root, an accept is FACTS_CHANGED and nothing runs", async () => {
+    const a = await ts.clientIn("rooted");
+    await a.call("run/create", { alias: "r" });
+    const there = tempDir("spool-root-there-");
+    const first = await attach("rooted", "elsewhere", { root: there });
+    const propose = async () => {
+      const notice = a.next("run/proposal", (p: any) => p.run === "r");
+      const { path } = await a.call("proposal/create", { run: "r", tool: "sh", command: "pwd", runner: "elsewhere" });
+      const { producer } = await notice;
+      return { path, facts: proposalFacts(producer) };
+    };
+    const shown = await propose();
+    expect(shown.facts.runnerClaim?.root).toBe(there);
+    expect(factsText(shown.facts)).toMatch(new RegExp(`^cwd +${there} \\(the project root on the runner; the server's is ${ts.root}\\)$`, "m"));
+    const resolved = await a.call("run/resolve", { run: "r", path: shown.path, decision: "accept" });
+    const done = await finished(a, "r", { path: shown.path, stdout: resolved.channels[0]!.path, stderr: resolved.channels[1]!.path });
+    expect(done.out.toString()).toBe(`${there}\n`);
+    // The same runner back with another --root: the cwd shown is not where it would run.
+    const again = await propose();
+    await first.stop();
+    await eventually(async () => !(await a.call("runner/list", {})).runners.some((r: any) => r.name === "elsewhere"), 5_000, "the runner to leave");
+    await attach("rooted", "elsewhere", { root: tempDir("spool-root-moved-") });
+    await expect(a.call("run/resolve", { run: "r", path: again.path, decision: "accept" })).rejects.toMatchObject({ data: { code: "FACTS_CHANGED" } });
+    expect((await a.call("entry/get", { run: "r", path: again.path })).status).toBe(ENTRY.proposed);
   });
 });
