@@ -41,7 +41,8 @@ export function parseSshG(text: string): Map<string, string[]> {
 /** ssh_config(5)'s TOKENS and `~` in a path, for the tokens a file name may hold; an unknown token is left as it is. */
 export function expandSshPath(path: string, at: { alias: string; hostname: string; port: number; user: string }): string {
   const home = homedir();
-  const local = userInfo();
+  // The password database is read only for the tokens that need it (a container's uid may have no entry).
+  const local = () => userInfo();
   const expanded = path.replace(/%(.)/g, (token, letter: string) => {
     switch (letter) {
       case "%":
@@ -51,7 +52,7 @@ export function expandSshPath(path: string, at: { alias: string; hostname: strin
       case "h":
         return at.hostname;
       case "i":
-        return String(local.uid);
+        return String(local().uid);
       case "l":
         return localHostname().split(".")[0]!;
       case "L":
@@ -63,7 +64,7 @@ export function expandSshPath(path: string, at: { alias: string; hostname: strin
       case "r":
         return at.user;
       case "u":
-        return local.username;
+        return local().username;
       default:
         return token;
     }
