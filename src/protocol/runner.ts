@@ -131,7 +131,7 @@ export const RunnerAttachParams = z.strictObject({
     .max(4096)
     .optional()
     .describe(
-      "Where it runs the project root's commands when that is not the root's own path (spool runner --root: another machine's checkout, a container's mount): every proposal for it shows its cwd there",
+      "Where it runs the project root's commands when that is not the root's own path (spool runner --root: another machine's checkout, a container's mount; `~`: an SSH login's directory): every proposal for it shows its cwd there",
     ),
 });
 

@@ -3,6 +3,7 @@ import { copyFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { SpoolClient } from "../../src/client/spool-client.js";
+import { factsText, proposalFacts } from "../../src/protocol/proposal-facts.js";
 import { hostConfigFrom } from "../../src/runners/ssh/config.js";
 import { describeWithInfra, infra, sshRoot } from "../helpers/infra.js";
 import { spawnCli, spawnRunner } from "../helpers/process.js";
@@ -123,6 +124,24 @@ describeWithInfra("ssh", "spool runner (ssh) from the ssh configuration", () => 
     const failed = await refused("no-alias", ["--ssh-host", "unaliased", "--ssh-config", config("unaliased", body)]);
     expect(failed.code).toBe(1);
     expect(failed.stderr).toContain(`no key for this host in ${aliased}, /dev/null`);
+  });
+
+  it("without --root, the commands run in the login's directory, and the card says so (`~`)", async () => {
+    const ssh = infra.ssh!;
+    const flags = ["--ssh-host", ssh.host, "--ssh-port", String(ssh.port), "--ssh-user", ssh.username, "--ssh-key", key, "--ssh-host-key", ssh.hostKeyFile];
+    const runner = await spawnRunner([...base("no-root"), "--backend", "ssh", ...flags], { SSH_AUTH_SOCK: "" });
+    try {
+      await client.call("run/create", { alias: "login-dir" });
+      const notice = client.next("run/proposal", (p: { run: string }) => p.run === "login-dir");
+      const { path } = await client.call("proposal/create", { run: "login-dir", tool: "sh", command: "pwd", runner: "no-root", sandbox: "full" });
+      const facts = proposalFacts(((await notice) as { producer: Record<string, unknown> }).producer);
+      expect(factsText(facts)).toMatch(new RegExp(`^cwd +~ \\(the project root on the runner; the server's is ${ts.root}\\)$`, "m"));
+      await client.call("run/resolve", { run: "login-dir", path, decision: "reject" });
+      const ran = await runTool(client, "login-dir", "sh", "pwd", { runner: "no-root", sandbox: "full" });
+      expect(ran.out).toBe(`/home/${ssh.username}\n`);
+    } finally {
+      await runner.stop();
+    }
   });
 
   it("refusals before anything connects: a jump host, no key at all, a configuration ssh cannot read", async () => {

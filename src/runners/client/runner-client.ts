@@ -144,6 +144,11 @@ export class RunnerClient {
     return link ?? client;
   }
 
+  /** Where this runner runs the project root's commands, when not at the server's path (exec-spec.ts `cwdOf`). */
+  #root(): string | undefined {
+    return this.options.root ?? (this.options.backend.kind === "ssh" ? "~" : undefined);
+  }
+
   async #connect(): Promise<RunnerAttachResult> {
     const client = await this.options.connect();
     try {
@@ -164,8 +169,9 @@ export class RunnerClient {
         sandbox: await this.options.backend.sandbox(),
         ...(this.options.backend.container ? { container: await this.options.backend.container() } : {}),
         host: hostname(),
-        // Where the project root's commands run (--root), shown with every proposal's cwd.
-        ...(this.options.root ? { root: this.options.root } : {}),
+        // Where the project root's commands run (--root; an SSH runner without one: its login directory), shown with
+        // every proposal's cwd.
+        ...(this.#root() ? { root: this.#root() } : {}),
       });
       this.#resumeToken = attached.resumeToken;
       this.#graceMs = attached.runnerGraceMs;
