@@ -49,7 +49,7 @@ export async function openStorage(
     : openStore(config.dbFile, {
         ...options.store,
         onCheckpointerError: (error) =>
-          log.warn(`database: the WAL's checkpoint worker ended (${describeError(error)}); SQLite's own checkpoints keep the WAL bounded until a restart`),
+          log.warn(`database: the WAL's checkpoint worker ended (${error.message}); SQLite's own checkpoints keep the WAL bounded until a restart`),
       });
   let migrations: string[];
   let schema: MigrationSet;
@@ -152,10 +152,3 @@ export async function wireServices(options: StartOptions, config: SpoolConfig, l
 }
 
 export type Services = Awaited<ReturnType<typeof wireServices>>;
-
-/** A worker's error as one line: a SQLite error may reach this thread as its code alone. */
-function describeError(error: unknown): string {
-  if (error instanceof Error && error.message) return error.message;
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === "string" ? code : String(error);
-}

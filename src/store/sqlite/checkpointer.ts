@@ -193,10 +193,10 @@ export function startCheckpointer(
   });
   // An error the worker did not catch ends the worker, never the process (an 'error' nobody listens to would): the
   // store goes on, SQLite's own automatic checkpoint bounding the WAL from then on, and whoever opened it is told.
-  worker.on("error", (error) => {
+  worker.on("error", (error: unknown) => {
     held = null;
     release();
-    onError?.(error);
+    onError?.(asError(error));
   });
   // A 'message' listener refs the worker's port again: the worker must not keep the process alive.
   worker.unref();
@@ -256,4 +256,11 @@ function stopWorker(worker: Worker): Promise<void> {
     worker.ref();
     worker.postMessage("stop");
   });
+}
+
+/** A worker's error as an Error with a message: a SQLite error may cross the thread as `{ code }` alone. */
+function asError(error: unknown): Error {
+  if (error instanceof Error && error.message) return error;
+  const code = (error as { code?: unknown } | null)?.code;
+  return new Error(typeof code === "string" ? code : String(error));
 }
