@@ -181,6 +181,13 @@ export const RunnerInfo = z.object({
     .nullable()
     .optional()
     .describe("The machine it runs commands on, as it said at attach (the embedded runner: the server's); null or absent: it did not say"),
+  root: z
+    .string()
+    .nullable()
+    .optional()
+    .describe(
+      "Where it runs the project root's commands, as it said at attach (`--root`; `~`: an SSH login's directory; a Docker runner without the project mounted: the container's WORKDIR); null or absent: at the project root's own path",
+    ),
   state: RunnerState.describe(
     "claiming: it takes accepted commands; draining: it takes nothing new, its running commands finish (spool runners drain); gone: it went away while it had work, and only it can take its name back",
   ),

@@ -80,7 +80,10 @@ export interface RunnerShown {
   networkWord: string;
   /** Who attached it (the principal that owns its name): `runner "ci"`; `the server` for the embedded runner; `not said` from an older server. */
   attachedByWord: string;
-  /** Where it runs: the server it is attached to and the machine its commands run on, `myhost:7420, on ci-box`. */
+  /**
+   * Where it runs: the server it is attached to and the machine its commands run on, `myhost:7420, on ci-box`; with the
+   * project root somewhere else there, that too: `myhost:7420, on ci-box, project root ~`.
+   */
   whereWord: string;
 }
 
@@ -117,7 +120,7 @@ export function runnerShown(runner: Runner, all: readonly Runner[], now = Date.n
     networkWord: runner.sandbox.network ?? "not said",
     attachedByWord:
       runner.attachedBy === undefined ? "not said" : runner.attachedBy === null ? "the server" : `${runner.attachedBy.role} "${runner.attachedBy.name}"`,
-    whereWord: `${runner.server ?? "this server"}, on ${runner.host ?? "a machine it did not name"}`,
+    whereWord: `${runner.server ?? "this server"}, on ${runner.host ?? "a machine it did not name"}${runner.root ? `, project root ${runner.root}` : ""}`,
   };
 }
 

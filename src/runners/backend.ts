@@ -143,6 +143,12 @@ export interface Backend {
   start(spec: ExecSpec): Promise<Execution>;
   /** Where read-only work would run: probed once (the first call), then the same answer. */
   sandbox(): Promise<SandboxInfo>;
+  /**
+   * Where the project root's commands run when no --root says and it is not the root's own path (an SSH login's
+   * directory, `~`; a Docker container's WORKDIR when the project is not mounted): every proposal's cwd shows it.
+   * Asked after check(); a backend without it runs them at the root's own path.
+   */
+  root?(): Promise<string | undefined>;
   /** What holds each command's processes (runners/local/container.ts), for the runner's facts; a backend without it says nothing. */
   container?(): Promise<ContainerInfo>;
   /** Releases connections; running executions are cancelled. */

@@ -5,6 +5,7 @@ import { utils } from "ssh2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { commandLine, escapeControls } from "../../src/cli/commands/runner.js";
 import type { SpoolClient } from "../../src/client/spool-client.js";
+import { factsText, proposalFacts } from "../../src/protocol/proposal-facts.js";
 import { ENTRY } from "../../src/protocol/status.js";
 import { projectRoot } from "../../src/runners/client/runner-client.js";
 import { fingerprint } from "../../src/runners/ssh/ssh.js";
@@ -233,9 +234,24 @@ describeWithInfra("docker", "spool runner (docker): the check, the project mount
     expect(existsSync(join(root, "made-by-env"))).toBe(false);
   });
 
-  it("--no-mount: the container starts in the image's directory and does not see the root", async () => {
+  it("--no-mount: the container starts in the image's directory and does not see the root; the card says where", async () => {
     const sh = await runTool(client, "m3", "sh", `pwd; ls ${root} 2>&1 >/dev/null | wc -l`, { runner: "unmounted" });
     expect(sh.out).toBe("/\n1\n");
+    // Where it runs is the image's WORKDIR (`/` for this one), said at attach: runner/list and every proposal's cwd show
+    // it, and a proposal's directory under the project root is taken under it (not the server's path, nor relative).
+    const listed = (await client.call("runner/list", {})).runners;
+    expect(listed.find((r) => r.name === "unmounted")).toMatchObject({ root: "/" });
+    expect(listed.find((r) => r.name === "fresh")?.root ?? null).toBeNull();
+    await client.call("run/create", { alias: "m4" });
+    const notice = client.next("run/proposal", (p: { run: string }) => p.run === "m4");
+    const { path } = await client.call("proposal/create", { run: "m4", tool: "sh", command: "pwd", cwd: "sub", runner: "unmounted" });
+    const facts = proposalFacts(((await notice) as { producer: Record<string, unknown> }).producer);
+    expect(factsText(facts)).toMatch(new RegExp(`^cwd +/sub \\(under the project root on the runner, /; the server's is ${root}\\)$`, "m"));
+    await client.call("run/resolve", { run: "m4", path, decision: "reject" });
+    // A directory the image has (and, for the proposal to name it, the project too).
+    mkdirSync(join(root, "bin"), { recursive: true });
+    const sub = await runTool(client, "m4", "sh", "pwd", { runner: "unmounted", cwd: "bin" });
+    expect(sub.out).toBe("/bin\n");
   });
 
   it("the runner prints a line as each command starts and another as it ends", async () => {

@@ -276,4 +276,30 @@ describeWithInfra("docker", "backend: docker specifics", () => {
       await backend.close();
     }
   });
+
+  it("where a command starts without the project mounted: the container's WORKDIR, a proposal's directory under it", async () => {
+    const name = `spool-test-workdir-${process.pid}`;
+    execFileSync("docker", ["run", "-d", "--init", "--rm", "--network", "none", "-w", "/proc", "--name", name, infra.dockerImage!, "sleep", "100000"]);
+    const exec = new DockerBackend({ container: name, killGraceMs: 1000 });
+    const unmounted = new DockerBackend({ image: infra.dockerImage!, killGraceMs: 1000 });
+    const mounted = new DockerBackend({ image: infra.dockerImage!, killGraceMs: 1000, mountProject: true });
+    try {
+      for (const backend of [exec, unmounted, mounted]) await backend.check();
+      // What the runner says at attach, and every proposal's cwd shows: the WORKDIR; a mounted project runs at its path.
+      expect(await exec.root()).toBe("/proc");
+      expect(await unmounted.root()).toBe("/");
+      expect(await mounted.root()).toBeUndefined();
+      const pwd = async (backend: DockerBackend, cwd?: string) => {
+        const execution = await backend.start({ command: "pwd", env: {}, ...(cwd ? { cwd } : {}), signal: new AbortController().signal });
+        const [out, err, result] = await Promise.all([bytes(execution.stdout), bytes(execution.stderr), execution.result]);
+        return `${out}${err}${result.exitCode === 0 ? "" : ` (exit ${result.exitCode})`}`;
+      };
+      expect(await pwd(exec)).toBe("/proc\n");
+      expect(await pwd(exec, "sys")).toBe("/proc/sys\n");
+      expect(await pwd(unmounted, "bin")).toBe("/bin\n");
+    } finally {
+      for (const backend of [exec, unmounted, mounted]) await backend.close();
+      execFileSync("docker", ["rm", "-f", name], { stdio: "ignore" });
+    }
+  });
 });

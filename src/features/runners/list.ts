@@ -26,6 +26,7 @@ export const runnerList = defineMethod({
       attachedBy: r.embedded ? null : r.attachedBy,
       server: r.server,
       host: r.embedded ? hostname() : r.host,
+      root: r.root,
       state: r.state,
       heldUntil: r.heldUntil,
       ...(r.resting ? { resting: r.resting } : {}),

@@ -144,9 +144,9 @@ export class RunnerClient {
     return link ?? client;
   }
 
-  /** Where this runner runs the project root's commands, when not at the server's path (exec-spec.ts `cwdOf`). */
-  #root(): string | undefined {
-    return this.options.root ?? (this.options.backend.kind === "ssh" ? "~" : undefined);
+  /** Where this runner runs the project root's commands, when not at the server's path (exec-spec.ts `cwdOf`; Backend.root). */
+  async #root(): Promise<string | undefined> {
+    return this.options.root ?? (await this.options.backend.root?.());
   }
 
   async #connect(): Promise<RunnerAttachResult> {
@@ -156,6 +156,7 @@ export class RunnerClient {
       client.on("stream/cancelled", (p: { run: string; path: string }) => this.#serverFinished(p.run, p.path));
       handleControls(client, (run, path) => this.#controlled(run, path));
       await client.initialize(this.options.project, { client: { name: `spool-runner/${this.options.name}`, version: SERVER_VERSION } });
+      const root = await this.#root();
       const attached = await client.request<RunnerAttachResult>("runner/attach", {
         name: this.options.name,
         backend: this.options.backend.kind,
@@ -169,9 +170,9 @@ export class RunnerClient {
         sandbox: await this.options.backend.sandbox(),
         ...(this.options.backend.container ? { container: await this.options.backend.container() } : {}),
         host: hostname(),
-        // Where the project root's commands run (--root; an SSH runner without one: its login directory), shown with
-        // every proposal's cwd.
-        ...(this.#root() ? { root: this.#root() } : {}),
+        // Where the project root's commands run (--root; an SSH runner without one: its login directory; Docker without
+        // the project mounted: the WORKDIR), shown with every proposal's cwd.
+        ...(root ? { root } : {}),
       });
       this.#resumeToken = attached.resumeToken;
       this.#graceMs = attached.runnerGraceMs;

@@ -1,24 +1,18 @@
-import { existsSync, realpathSync } from "node:fs";
-import { homedir } from "node:os";
 import { posix } from "node:path";
 import type { Duplex } from "node:stream";
-import { recordedStateSoon } from "../../home/registry.js";
 import { ViewRecord } from "../../home/views.js";
 import type { ContainerInfo, ControlSignal, TtySize } from "../../protocol/runner.js";
 import type { NetworkKind } from "../../protocol/sandbox.js";
 import { type Backend, BackendUnavailable, type ExecResult, type ExecSpec, type Execution, type ExecutionTarget, firstLine, StartError } from "../backend.js";
 import { signalName, streamControl, TTY_TERM } from "../control.js";
-import { type NewRepos, reposFrom, untrustingNewRepositories } from "../new-repos.js";
-import { gitReader } from "../sandbox/git-config.js";
+import { untrustingNewRepositories } from "../new-repos.js";
 import { egressUnavailable, noSandbox, once, SANDBOX_OFF, type SandboxInfo, type SandboxMode, sandboxOf, sandboxResult } from "../sandbox/sandbox.js";
-import { mountCheck } from "../sandbox/setup.js";
-import { expandHome, localHomes, loginHomes, mountsProblem, pathIdentity, realOrPlanned, runnerHomes } from "../sandbox/view.js";
-import { configuredPathsProblem, projectMounts, rootMovedMessage } from "../sandbox/workspace.js";
 import { shellScript } from "../shell.js";
 import { PidLine, wrapperScript } from "../streams.js";
 import { supervise, withManyListeners } from "../supervise.js";
 import { type DockerEgress, egressSupport, startDockerEgress } from "./egress.js";
-import { type BindMount, type DockerEngine, dockerodeEngine, engineMessage, statusOf } from "./engine.js";
+import { type DockerEngine, dockerodeEngine, engineMessage, statusOf } from "./engine.js";
+import { containerMounts } from "./mounts.js";
 import { dockerSeccompProfile } from "./seccomp.js";
 import { ended, outputStreams } from "./streams.js";
 import { diesWithRunner } from "./watcher.js";
@@ -62,6 +56,8 @@ export class DockerBackend implements Backend {
   /** Aborted by close(); every running execution listens to it, so it may have many listeners. */
   readonly #closing = withManyListeners(new AbortController());
   readonly #sandbox = once(() => this.#probeSandbox());
+  /** Where a command starts when the project is not mounted: the image's (or the container's) WORKDIR, read by check(). */
+  #workingDir: string | undefined;
 
   constructor(private readonly options: DockerBackendOptions) {
     if (!options.image === !options.container) throw new Error("The docker backend needs exactly one of image or container");
@@ -145,6 +141,20 @@ export class DockerBackend implements Backend {
     };
   }
 
+  /**
+   * Where the project root's commands run when that is not the root's own path: with the project unmounted (an exec in
+   * a container, or --no-mount), the WORKDIR a command starts in, with a proposal's cwd under it. Known after check().
+   */
+  async root(): Promise<string | undefined> {
+    return this.options.image && this.options.mountProject ? undefined : this.#workingDir;
+  }
+
+  /** An unmounted command's directory: a relative cwd (the proposal's, under the project root) is taken under the WORKDIR. */
+  #unmountedCwd(cwd: string | undefined): string | undefined {
+    if (cwd === undefined || posix.isAbsolute(cwd) || this.#workingDir === undefined) return cwd;
+    return posix.join(this.#workingDir, cwd);
+  }
+
   describe(): string {
     if (!this.options.image) return `docker: exec in container ${this.options.container}`;
     const mount = this.options.mountProject ? `, project root mounted${this.options.mountAt ? ` at ${this.options.mountAt}` : ""}` : "";
@@ -166,7 +176,7 @@ export class DockerBackend implements Backend {
       } catch (error) {
         throw new BackendUnavailable(`docker: cannot look up image ${image}: ${engineMessage(error)}`);
       }
-      if (present) return;
+      if (present) return this.#readWorkingDir(() => this.#engine.imageWorkingDir(image), `image ${image}`);
       progress(`docker: image ${image} is not here; pulling it`);
       try {
         await this.#engine.pullImage(image);
@@ -177,9 +187,9 @@ export class DockerBackend implements Backend {
         );
       }
       progress(`docker: pulled ${image}`);
-      return;
+      return this.#readWorkingDir(() => this.#engine.imageWorkingDir(image), `image ${image}`);
     }
-    let state: { running: boolean; status: string };
+    let state: { running: boolean; status: string; workingDir: string };
     try {
       state = await this.#engine.inspectContainer(container!);
     } catch (error) {
@@ -188,91 +198,17 @@ export class DockerBackend implements Backend {
       throw new BackendUnavailable(`docker: cannot inspect container ${container}: ${engineMessage(error)}`);
     }
     if (!state.running) throw new BackendUnavailable(`docker: container ${container} is ${state.status}, not running — start it (docker start ${container})`);
+    this.#workingDir = state.workingDir;
   }
 
-  /**
-   * What a fresh container gets from the runner's machine (SPEC §7 "What a command sees"): the project root (read-only
-   * for read-only work) and the configured view paths at the same paths (`~/`: the runner's home), and nothing else;
-   * the directory to start in. A sandboxed command whose mounts would hold a known secret (the server's and the
-   * runner's state, a recorded home) is refused: checked, never covered.
-   */
-  async #mounts(spec: ExecSpec, record: ViewRecord): Promise<{ mounts: BindMount[]; workdir: string | undefined; check: string; repos: NewRepos | null }> {
-    const sandbox = sandboxOf(spec);
-    const readOnly = sandbox?.mode === "read-only";
-    const home = process.env.HOME || homedir();
-    // A configured path that is not there is left out (the engine refuses a mount without a source), as bubblewrap does.
-    const added = (paths: readonly string[] | undefined, ro: boolean) =>
-      (paths ?? []).flatMap((path): BindMount[] => {
-        const source = expandHome(path, home);
-        // Mounted from where it leads now, whose identity is what the container's check compares (below).
-        return existsSync(source) ? [{ source: realOrPlanned(source), target: source, readOnly: ro }] : [];
-      });
-    const view = [...added(sandbox?.view?.read, true), ...added(sandbox?.view?.write, readOnly)];
-    let project: { mounts: BindMount[]; workdir: string } | null = null;
-    let repos: NewRepos | null = null;
-    if (this.options.mountProject) {
-      if (!spec.project) {
-        throw new StartError(
-          `the command's directory (${spec.cwd ?? "none"}) is outside the project root, which is all this runner mounts — run it inside the root, or start the runner with --no-mount`,
-        );
-      }
-      // The engine mounts where the root leads now: a link made on its path since the proposal is refused, not followed.
-      let real: string;
-      try {
-        real = realpathSync(spec.project.root);
-      } catch (error) {
-        throw new StartError(`Cannot start the command: the project root ${spec.project.root} is not there (${firstLine(error)})`);
-      }
-      const moved = rootMovedMessage(spec.project.root, real);
-      if (moved) throw new StartError(`Cannot start the command: ${moved}`);
-      const target = this.options.mountAt ?? spec.project.root;
-      // On this machine's engine, a sandboxed root is checked and protected as the local runner's (sandbox/workspace.ts projectMounts).
-      const here = sandbox && !this.options.engine;
-      const planned = here
-        ? await projectMounts(real, target, sandbox.mode, runnerHomes(home), loginHomes(this.options.passwd), gitReader(home, process.env))
-        : { mounts: [{ source: real, target, readOnly }], named: [], complete: true };
-      if (typeof planned === "string") throw new StartError(`Cannot start the command: ${planned}`);
-      const mounts = planned.mounts;
-      // The repositories a workspace-write command could write, looked for here once it has ended (new-repos.ts).
-      if (here && sandbox.mode === "workspace-write") repos = reposFrom(real, mounts.slice(1), planned);
-      project = { mounts, workdir: spec.project.cwd ? posix.join(target, spec.project.cwd) : target };
+  /** Reads where an unmounted command starts, which every proposal's cwd shows (root()); a mounted project needs none. */
+  async #readWorkingDir(read: () => Promise<string>, what: string): Promise<void> {
+    if (this.options.mountProject) return;
+    try {
+      this.#workingDir = await read();
+    } catch (error) {
+      throw new BackendUnavailable(`docker: cannot read the WORKDIR of ${what}: ${engineMessage(error)}`);
     }
-    const mounts = [...(project ? project.mounts : []), ...view];
-    // The configured paths by the local runner's rules: no home or what holds one, no system directory of this machine
-    // (its /etc holds root-only files), no writable path holding what a login runs.
-    if (sandbox && view.length > 0) {
-      const real = (list: BindMount[]) => list.map((mount) => realOrPlanned(mount.source));
-      const problem = configuredPathsProblem(real(view.filter((m) => m.readOnly)), real(view.filter((m) => !m.readOnly)), localHomes(home));
-      if (problem) throw new StartError(`Cannot start the command: ${problem}`);
-    }
-    if (sandbox && mounts.length > 0) {
-      const roots = mounts.map((mount) => realOrPlanned(mount.source));
-      // Before the registry is read, as the local runner's (home/views.ts): a home started in these mounts meanwhile is
-      // refused. This machine's engine only: another engine's mounts are that machine's paths.
-      if (!this.options.engine) record.record(roots);
-      const recorded = await recordedStateSoon(process.env);
-      const secrets = [...(sandbox.secrets ?? []).map(realOrPlanned), ...recorded.files, ...recorded.dirs];
-      // Nor may what this machine runs outside every sandbox be writable through a mount (another engine's are its own).
-      const why = mountsProblem(roots, this.options.engine ? [] : roots.filter((_, i) => !mounts[i]!.readOnly), secrets);
-      if (why) throw new StartError(`Cannot start the command: ${why}`);
-    }
-    // What the engine mounts is what was judged: each source's identity now, compared inside the container before the
-    // command runs (a root swapped for a link between this check and the engine's mount is refused there). The source
-    // is the real path resolved above, taken as it is (a link on it now is refused here): resolved again, a link made
-    // since would be followed to where it leads, and that identity is the one the engine would then mount.
-    const paths = sandbox
-      ? mounts.map((mount) => {
-          let id: string | null;
-          try {
-            id = pathIdentity(mount.source);
-          } catch (error) {
-            throw new StartError(`Cannot start the command: ${firstLine(error)}`);
-          }
-          if (id === null) throw new StartError(`Cannot start the command: ${mount.source} is not there`);
-          return { path: mount.target, id };
-        })
-      : [];
-    return { mounts, workdir: project ? project.workdir : spec.cwd, check: mountCheck(paths, null), repos };
   }
 
   start(spec: ExecSpec): Promise<Execution> {
@@ -307,7 +243,7 @@ export class DockerBackend implements Backend {
     const started = Date.now();
     await this.#requireSandbox(spec, () => this.#sandbox());
     const mode = sandboxOf(spec)?.mode;
-    const mounted = await this.#mounts(spec, view);
+    const mounted = await containerMounts(spec, view, this.options, (cwd) => this.#unmountedCwd(cwd));
     const workdir = mounted.workdir;
     // Network mode allowlist: no network, and the egress proxy outside as its one way out (egress.ts).
     const allow = mode === "workspace-write" ? sandboxOf(spec)?.egress?.allow : undefined;
@@ -423,7 +359,7 @@ export class DockerBackend implements Backend {
       run = await this.#engine.exec(container, {
         cmd: ["/bin/sh", "-c", wrapperScript(shellScript(spec.command), undefined, {})],
         env: envList(withTerm(spec)),
-        ...(spec.cwd ? { workdir: spec.cwd } : {}),
+        ...(spec.cwd ? { workdir: this.#unmountedCwd(spec.cwd) } : {}),
         stdin,
         ...(spec.tty ? { tty: true } : {}),
       });

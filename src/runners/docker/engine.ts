@@ -38,13 +38,22 @@ export interface DockerEngine {
   inspectExec(id: string): Promise<{ running: boolean; exitCode: number | null }>;
   /** Whether a container's root is read-only, and the mount points (volumes, binds, tmpfs) it may write to. */
   /** `networkMode`: HostConfig.NetworkMode (`none`, `bridge`, `default`, `host`, `container:…`); `pid`: its PID 1 on the engine's machine, while it runs. */
-  inspectContainer(
-    name: string,
-  ): Promise<{ readOnlyRoot: boolean; writableMounts: string[]; networkMode: string; running: boolean; status: string; pid?: number }>;
+  /** `workingDir`: where an exec starts without one, its Config.WorkingDir (`/` when the image sets none). */
+  inspectContainer(name: string): Promise<{
+    readOnlyRoot: boolean;
+    writableMounts: string[];
+    networkMode: string;
+    running: boolean;
+    status: string;
+    pid?: number;
+    workingDir: string;
+  }>;
   /** Resolves when the engine answers; rejects saying where it was looked for and why it did not answer. */
   ping(): Promise<void>;
   /** Whether the engine has the image (false only when it says "no such image"). */
   hasImage(image: string): Promise<boolean>;
+  /** Where a container of the image starts: its WORKDIR (`/` when it sets none). */
+  imageWorkingDir(image: string): Promise<string>;
   /** Pulls the image; rejects with the registry's or engine's reason. */
   pullImage(image: string): Promise<void>;
 }
@@ -151,6 +160,10 @@ export function dockerodeEngine(docker: Docker = new Docker()): DockerEngine {
         throw error;
       }
     },
+    async imageWorkingDir(image) {
+      const info = await docker.getImage(image).inspect();
+      return info.Config?.WorkingDir || "/";
+    },
     async pullImage(image) {
       const stream = (await docker.pull(image)) as Readable;
       const failure = await pullFailure(stream);
@@ -212,6 +225,7 @@ function containerFacts(info: Docker.ContainerInspectInfo): Awaited<ReturnType<D
     running: Boolean(info.State?.Running),
     status: info.State?.Status ?? "unknown",
     ...(info.State?.Pid ? { pid: info.State.Pid } : {}),
+    workingDir: info.Config?.WorkingDir || "/",
   };
 }
 

@@ -256,6 +256,11 @@ export class SshBackend implements Backend {
     return output;
   }
 
+  /** A command without --root runs in the login's directory, under which a proposal's cwd is taken: shown as `~`. */
+  async root(): Promise<string> {
+    return "~";
+  }
+
   describe(): string {
     return `ssh: ${this.options.username}@${this.options.host}:${this.options.port ?? 22}`;
   }
