@@ -87,6 +87,33 @@ function limit(ms: number): string {
   return `${ms / 3_600_000} h`;
 }
 
+/**
+ * Where the command runs, escaped: under the project root's own path (`/srv/p/sub (under the project root /srv/p)`), or
+ * under the root a runner said it runs the project's commands in (its --root, `~` over SSH, a container's WORKDIR),
+ * with the server's path beside it; a pool's runners may differ, and each place one of them would run it is shown.
+ */
+function cwdText(facts: ProposalFacts): string {
+  const server = facts.root === null ? "" : `; the server's is ${escapeControl(facts.root)}`;
+  const under = (root: string) => (facts.cwd === null ? root : `${root.replace(/\/+$/, "")}/${facts.cwd}`);
+  const pool = facts.pool;
+  if (pool && pool.attached === 0 && facts.root !== null) {
+    const place = facts.cwd === null ? escapeControl(facts.root) : escapeControl(under(facts.root));
+    return `${place} (${facts.cwd === null ? "the project root" : `under the project root ${escapeControl(facts.root)}`}; a runner attached with a root of its own runs it under that)`;
+  }
+  // The roots where the runners it may go to run the project's commands; null: at the root's own path.
+  const roots = pool ? (pool.attached > 0 ? (pool.roots ?? [null]) : [null]) : [facts.runnerClaim?.root ?? null];
+  if (roots.some((root) => root !== null)) {
+    const on = pool ? (roots.length > 1 ? "on its runners, by runner" : "on its runners") : "on the runner";
+    const places = roots.map((root) => root ?? facts.root ?? "the project root");
+    const shown = places.map((root) => escapeControl(under(root))).join(" or ");
+    if (facts.cwd === null) return `${shown} (the project root ${on}${server})`;
+    return `${shown} (under the project root ${on}, ${places.map(escapeControl).join(" or ")}${server})`;
+  }
+  // The absolute root, so a person sees where the project is on the machine (not only "the project root").
+  if (facts.cwd === null) return facts.root === null ? "project root" : `${escapeControl(facts.root)} (the project root)`;
+  return facts.root === null ? escapeControl(facts.cwd) : `${escapeControl(facts.cwd)} (under the project root ${escapeControl(facts.root)})`;
+}
+
 /** The value of one fact, escaped. */
 export function factValue(facts: ProposalFacts, label: FactLabel, options: FactOptions = {}): string {
   switch (label) {
@@ -94,18 +121,8 @@ export function factValue(facts: ProposalFacts, label: FactLabel, options: FactO
       return escapeControl(facts.tool);
     case "command":
       return escapeControl(facts.command);
-    case "cwd": {
-      // A runner that runs the project root's commands elsewhere (its --root) runs this one there: that is shown first.
-      const there = facts.pool ? null : (facts.runnerClaim?.root ?? null);
-      if (there !== null) {
-        const server = facts.root === null ? "" : `; the server's is ${escapeControl(facts.root)}`;
-        if (facts.cwd === null) return `${escapeControl(there)} (the project root on the runner${server})`;
-        return `${escapeControl(`${there.replace(/\/+$/, "")}/${facts.cwd}`)} (under the project root on the runner, ${escapeControl(there)}${server})`;
-      }
-      // The absolute root, so a person sees where the project is on the machine (not only "the project root").
-      if (facts.cwd === null) return facts.root === null ? "project root" : `${escapeControl(facts.root)} (the project root)`;
-      return facts.root === null ? escapeControl(facts.cwd) : `${escapeControl(facts.cwd)} (under the project root ${escapeControl(facts.root)})`;
-    }
+    case "cwd":
+      return cwdText(facts);
     case "env":
       return facts.env.length === 0 ? "none added" : facts.env.map(envPair).join(" ");
     case "tty":

@@ -86,6 +86,12 @@ export const PoolFact = z.object({
   modes: z.array(SandboxModeName).describe("The sandbox modes every one of them says it gives (the weakest of them)"),
   networks: z.array(NetworkKind).describe("The networks they say a workspace-write command gets; more than one: which one is not known before it runs"),
   egress: z.boolean().describe("Whether every one of them says it enforces a network allowlist"),
+  roots: z
+    .array(z.string().nullable())
+    .optional()
+    .describe(
+      "Where they run the project root's commands (each runner's `root`; null: at the root's own path), each once: only a runner with one of these takes it. Absent: not recorded (an older proposal; any)",
+    ),
 });
 export type PoolFact = z.output<typeof PoolFact>;
 

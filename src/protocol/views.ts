@@ -131,6 +131,7 @@ export function poolFactOf(value: unknown): PoolFact | null {
     modes: (strings(value.modes) ?? []).filter((m): m is SandboxModeName => (SANDBOX_MODES as readonly string[]).includes(m)),
     networks: (strings(value.networks) ?? []).filter((n): n is NetworkKind => networkOf(n) !== null),
     egress: value.egress === true,
+    ...(Array.isArray(value.roots) && value.roots.every((r) => r === null || typeof r === "string") ? { roots: value.roots as (string | null)[] } : {}),
   };
 }
 

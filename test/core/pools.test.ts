@@ -43,11 +43,18 @@ describe("runner pools on one server", () => {
   let otherToken: string;
   const root = tempDir("spool-pools-");
 
-  const runnerOf = async (token: string, name: string, labels: Record<string, string>, capacity?: number, fails: string | null = null) => {
+  const runnerOf = async (
+    token: string,
+    name: string,
+    labels: Record<string, string>,
+    capacity?: number,
+    fails: string | null = null,
+    attach: { root?: string } = {},
+  ) => {
     const client = await SpoolClient.connect(ts.server.url, { token });
     await client.initialize("pools", { root });
     const runner = new HandRunner(client, name, fails);
-    await client.call("runner/attach", { name, backend: "local", labels, ...(capacity ? { capacity } : {}) });
+    await client.call("runner/attach", { name, backend: "local", labels, ...(capacity ? { capacity } : {}), ...attach });
     return runner;
   };
   const propose = async (run: string, command: string, runner: unknown) =>
@@ -262,6 +269,30 @@ describe("runner pools on one server", () => {
     expect(value(after, 'spool_pool_queued{pool="pool:linux"}')).toBe(0);
     expect(after).toContain("# TYPE spool_pool_claim_seconds histogram");
     r.client.close();
+  });
+
+  it("a pool whose runners run the project elsewhere (their roots): the card shows each place, and only a runner at one of them takes it", async () => {
+    const home = await runnerOf(ciToken, "site-a", { site: "x" }, 1, null, { root: "/srv/checkout" });
+    const login = await runnerOf(ciToken, "site-b", { site: "x" }, 1, null, { root: "~" });
+    await admin.call("run/create", { alias: "p-roots" });
+    const busy = [await propose("p-roots", "echo 1", { labels: { site: "x" } }), await propose("p-roots", "echo 2", { labels: { site: "x" } })];
+    const waiting = await propose("p-roots", "pwd", { labels: { site: "x" } });
+    const entry = await admin.call("entry/get", { run: "p-roots", path: waiting.path });
+    expect(factsText(proposalFacts(entry.attributes))).toMatch(
+      new RegExp(`^cwd +/srv/checkout or ~ \\(the project root on its runners, by runner; the server's is ${root}\\)$`, "m"),
+    );
+    for (const p of busy) await accept("p-roots", p.path);
+    await Promise.all([home.sent(1), login.sent(1)]);
+    expect((await accept("p-roots", waiting.path)).queued).toMatchObject({ pool: "labels:site=x" });
+    // A runner of the same principal and labels at another root is not one the person was shown: it never takes it.
+    const elsewhere = await runnerOf(ciToken, "site-c", { site: "x" }, 1, null, { root: "/elsewhere" });
+    expect((await admin.call("runner/queue", { pool: "labels:site=x" })).queued.map((q: any) => q.path)).toEqual([waiting.path]);
+    // One of the roots shown frees a slot: that one takes it.
+    await login.complete("p-roots", login.execs[0]!.path);
+    await login.sent(2);
+    expect(login.execs[1]!.path).toBe(waiting.path);
+    expect(elsewhere.execs).toEqual([]);
+    for (const r of [home, login, elsewhere]) r.client.close();
   });
 
   it("a runner's credential drains only its own runners, a viewer none of another's; an unknown name is NOT_FOUND", async () => {

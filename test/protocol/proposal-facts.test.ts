@@ -97,6 +97,31 @@ describe("proposal facts: one typed view and one formatter for every client", ()
     expect(byLabel(factLines(proposalFacts({ root: "/srv/app", runner: "ci-1", runnerClaim: { ...rooted, root: "/w\u001b[2Jx" } }))).cwd).toBe(
       "/w\\e[2Jx (the project root on the runner; the server's is /srv/app)",
     );
+    // A pool's runners may each run it elsewhere: every place one of them would is shown (the root's own path first).
+    const pool = {
+      name: "linux",
+      configured: true,
+      labels: {},
+      attached: 2,
+      principals: ["ci"],
+      backends: ["ssh"],
+      modes: ["full"],
+      networks: [],
+      egress: false,
+    };
+    const poolCwd = (fact: object, cwd?: string) => byLabel(factLines(proposalFacts({ root: "/srv/app", ...(cwd ? { cwd } : {}), pool: fact }))).cwd;
+    expect(poolCwd({ ...pool, roots: [null, "~"] }, "sub")).toBe(
+      "/srv/app/sub or ~/sub (under the project root on its runners, by runner, /srv/app or ~; the server's is /srv/app)",
+    );
+    expect(poolCwd({ ...pool, roots: ["/w"] })).toBe("/w (the project root on its runners; the server's is /srv/app)");
+    // All at the root's own path, or a proposal older than roots: as for one runner there.
+    expect(poolCwd({ ...pool, roots: [null] }, "sub")).toBe("sub (under the project root /srv/app)");
+    expect(poolCwd(pool)).toBe("/srv/app (the project root)");
+    // None attached: the runner that comes may have a root of its own, and that is said.
+    expect(poolCwd({ ...pool, attached: 0, roots: [] }, "sub")).toBe(
+      "/srv/app/sub (under the project root /srv/app; a runner attached with a root of its own runs it under that)",
+    );
+    expect(proposalFacts({ pool: { ...pool, roots: ["/a", 3] } }).pool).not.toHaveProperty("roots");
     // The embedded runner's sandbox is the server's own: no claim, no principal.
     const own = byLabel(factLines(proposalFacts({ defaultRunner: "local", runnerClaim: { own: true, attachedBy: null, attachedAs: null, modes: ["full"] } })));
     expect(own.runner).toBe("default (local; this server's own runner)");

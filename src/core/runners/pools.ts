@@ -47,6 +47,8 @@ export interface Admits {
   egress: boolean;
   /** workspace-write: the networks shown; null: not shown (any). */
   networks: NetworkKind[] | null;
+  /** Where its runners run the project root's commands, as the cwd shown says (a runner's `root`; null: the root's own path); null or absent: any. */
+  roots?: (string | null)[] | null;
 }
 
 /** The target a pool reference of the configuration names, checked: an unknown pool name is NOT_FOUND naming the known ones. */
@@ -139,7 +141,14 @@ export function poolFact(config: SpoolConfig, project: ProjectRef, target: Exclu
     modes: [...modes].sort(),
     networks: unique(members.flatMap((m) => (m.sandbox.network ? [m.sandbox.network] : []))),
     egress: members.length > 0 && members.every((m) => m.sandbox.egress === true),
+    roots: rootsOf(members),
   };
+}
+
+/** Each root of `runners` once, the root's own path (null) first. */
+function rootsOf(runners: Pick<RunnerFacts, "root">[]): (string | null)[] {
+  const roots = unique(runners.flatMap((r) => (r.root === null ? [] : [r.root])));
+  return runners.some((r) => r.root === null) ? [null, ...roots] : roots;
 }
 
 /** What a pool gives as one runner would say it (sandbox.ts's choice of mode, the refusals): the weakest of its runners. */
@@ -162,22 +171,25 @@ export function poolAdmits(fact: PoolFact, mode: SandboxModeName, egress: boolea
     mode,
     egress,
     networks: mode === "workspace-write" && fact.networks.length > 0 ? fact.networks : null,
+    // The cwd shown: with none attached, it said any runner's root (cwdText in proposal-facts.ts).
+    roots: fact.attached > 0 && fact.roots ? fact.roots : null,
   };
 }
 
 /** Which runners may take a command accepted for one runner that was busy: a runner under its name attached by the same principal. */
-export function runnerAdmits(runner: Pick<RunnerFacts, "attachedBy" | "backend">, mode: SandboxModeName, egress: boolean): Admits {
-  return { principals: runner.attachedBy ? [runner.attachedBy.name] : null, backends: [runner.backend], mode, egress, networks: null };
+export function runnerAdmits(runner: Pick<RunnerFacts, "attachedBy" | "backend" | "root">, mode: SandboxModeName, egress: boolean): Admits {
+  return { principals: runner.attachedBy ? [runner.attachedBy.name] : null, backends: [runner.backend], mode, egress, networks: null, roots: [runner.root] };
 }
 
 /** Whether `runner` may take a command recorded with `admits`. */
-export function admitted(runner: Pick<RunnerFacts, "attachedBy" | "backend" | "sandbox">, admits: Admits): boolean {
+export function admitted(runner: Pick<RunnerFacts, "attachedBy" | "backend" | "sandbox" | "root">, admits: Admits): boolean {
   if (admits.principals !== null && (runner.attachedBy === null || !admits.principals.includes(runner.attachedBy.name))) return false;
   if (admits.backends !== null && !admits.backends.includes(runner.backend)) return false;
   if (!sandboxModes(runner.sandbox).includes(admits.mode)) return false;
   if (admits.mode === "read-only" && !runner.sandbox.readOnly) return false;
   if (admits.egress && runner.sandbox.egress !== true) return false;
   if (admits.networks !== null && (!runner.sandbox.network || !admits.networks.includes(runner.sandbox.network))) return false;
+  if (admits.roots && !admits.roots.includes(runner.root)) return false;
   return true;
 }
 
@@ -189,9 +201,23 @@ export function admitsOf(text: string): Admits | null {
     const principals = list(a.principals);
     const backends = list(a.backends);
     const networks = list(a.networks) as NetworkKind[] | null | undefined;
-    if (principals === undefined || backends === undefined || networks === undefined || typeof a.mode !== "string" || typeof a.egress !== "boolean")
+    // Roots: absent in a row from before them (any root, as its cwd was shown then); otherwise each a path or null.
+    const roots =
+      a.roots === undefined || a.roots === null
+        ? null
+        : Array.isArray(a.roots) && a.roots.every((r) => r === null || typeof r === "string")
+          ? a.roots
+          : undefined;
+    if (
+      principals === undefined ||
+      backends === undefined ||
+      networks === undefined ||
+      roots === undefined ||
+      typeof a.mode !== "string" ||
+      typeof a.egress !== "boolean"
+    )
       return null;
-    return { principals, backends, mode: a.mode as SandboxModeName, egress: a.egress, networks };
+    return { principals, backends, mode: a.mode as SandboxModeName, egress: a.egress, networks, roots };
   } catch {
     return null;
   }
