@@ -201,7 +201,10 @@ export function viewText(view: SandboxView, mode: "read-only" | "workspace-write
   if (view.image !== null) parts.push(`the image ${escapeControl(view.image)} read-only`);
   if (view.system !== null && view.system.length > 0) parts.push(`the system (${list(view.system)}) read-only`);
   if (view.system === null && view.image === null) parts.push("the system as its runner builds it (it did not say)");
-  parts.push("the project", view.home === null ? "a private /tmp" : `a private /tmp and home (${escapeControl(view.home)})`);
+  parts.push(
+    view.project === false ? "none of the project (its runner does not mount it)" : "the project",
+    view.home === null ? "a private /tmp" : `a private /tmp and home (${escapeControl(view.home)})`,
+  );
   if (view.toolchains === null) parts.push("no toolchains (its runner did not say which)");
   else if (view.toolchains.length > 0) parts.push(`toolchains ${list(view.toolchains)} read-only`);
   const added = [
@@ -219,7 +222,10 @@ export function sandboxText(sandbox: SandboxFact): string {
   if (sandbox.mode === "unknown") return `unknown mode "${escapeControl(sandbox.given)}" (this client cannot tell what it allows)`;
   const view = sandbox.mode === "full" || sandbox.view === undefined ? "" : `; ${viewText(sandbox.view, sandbox.mode)}`;
   const acceptors = sandbox.mode === "full" && sandbox.acceptors !== undefined ? `; ${fullAcceptorsWords(sandbox.acceptors)}` : "";
-  return `${sandbox.mode} (${SANDBOX_MODE_WORDS[sandbox.mode]}${view}${acceptors})`;
+  // A runner that does not mount the project: workspace-write writes nothing of it (its private /tmp only).
+  const words =
+    sandbox.mode === "workspace-write" && sandbox.view?.project === false ? "sandbox: only its private /tmp is writable" : SANDBOX_MODE_WORDS[sandbox.mode];
+  return `${sandbox.mode} (${words}${view}${acceptors})`;
 }
 
 /** `only an unscoped admin may accept it`, `nobody here may accept it`. */

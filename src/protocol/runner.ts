@@ -26,6 +26,10 @@ export const RunnerView = z.strictObject({
   image: z.string().max(500).optional().describe("A Docker runner's: the image whose files a command sees, read-only"),
   home: ViewPath.nullable().describe("Where a command's private, empty home is ($HOME); null: none of its own (an image's home)"),
   toolchains: z.array(ViewPath).max(64).describe("The install roots of the toolchains the runner's PATH names (real paths), bound read-only"),
+  project: z
+    .literal(false)
+    .optional()
+    .describe("false: the project is not there (a Docker runner with --no-mount): its commands see none of it; absent: they see the project"),
 });
 export type RunnerView = z.output<typeof RunnerView>;
 

@@ -35,6 +35,10 @@ export const SandboxView = z.object({
     .describe("The install roots of the toolchains its runner's PATH names, read-only; null: its runner did not say (none are bound)"),
   read: z.array(z.string()).describe("Paths the configuration adds read-only (`~/`: the runner's home)"),
   write: z.array(z.string()).describe("Paths the configuration adds writable in workspace-write (read-only in read-only mode)"),
+  project: z
+    .literal(false)
+    .optional()
+    .describe("false: the project is not there (its runner does not mount it: Docker with --no-mount); absent: it sees the project"),
 });
 export type SandboxView = z.output<typeof SandboxView>;
 

@@ -153,6 +153,7 @@ export function sandboxViewOf(value: unknown): SandboxView | null {
     toolchains: strings(value.toolchains),
     read: strings(value.read) ?? [],
     write: strings(value.write) ?? [],
+    ...(value.project === false ? { project: false as const } : {}),
   };
 }
 

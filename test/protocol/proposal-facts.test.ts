@@ -122,6 +122,11 @@ describe("proposal facts: one typed view and one formatter for every client", ()
       "/srv/app/sub (under the project root /srv/app; a runner attached with a root of its own runs it under that)",
     );
     expect(proposalFacts({ pool: { ...pool, roots: ["/a", 3] } }).pool).not.toHaveProperty("roots");
+    // A runner that does not mount the project: its sandbox is not said to give it.
+    const unmounted = { system: [], image: "busybox", home: null, toolchains: [], read: [], write: [], project: false };
+    expect(byLabel(factLines(proposalFacts({ sandbox: "workspace-write", sandboxView: unmounted }))).sandbox).toBe(
+      "workspace-write (sandbox: only its private /tmp is writable; sees the image busybox read-only, none of the project (its runner does not mount it), a private /tmp; nothing else)",
+    );
     // The embedded runner's sandbox is the server's own: no claim, no principal.
     const own = byLabel(factLines(proposalFacts({ defaultRunner: "local", runnerClaim: { own: true, attachedBy: null, attachedAs: null, modes: ["full"] } })));
     expect(own.runner).toBe("default (local; this server's own runner)");

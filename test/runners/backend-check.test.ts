@@ -243,10 +243,13 @@ describeWithInfra("docker", "spool runner (docker): the check, the project mount
     expect(listed.find((r) => r.name === "unmounted")).toMatchObject({ root: "/" });
     expect(listed.find((r) => r.name === "fresh")?.root ?? null).toBeNull();
     await client.call("run/create", { alias: "m4" });
-    const notice = client.next("run/proposal", (p: { run: string }) => p.run === "m4");
     const { path } = await client.call("proposal/create", { run: "m4", tool: "sh", command: "pwd", cwd: "sub", runner: "unmounted" });
-    const facts = proposalFacts(((await notice) as { producer: Record<string, unknown> }).producer);
+    const facts = proposalFacts((await client.call("entry/get", { run: "m4", path })).attributes);
     expect(factsText(facts)).toMatch(new RegExp(`^cwd +/sub \\(under the project root on the runner, /; the server's is ${root}\\)$`, "m"));
+    // Nor does its sandbox give the project: the card does not say it does.
+    expect(factsText(facts)).toMatch(
+      /^sandbox +workspace-write \(sandbox: only its private \/tmp is writable; sees the image \S+ read-only, none of the project \(its runner does not mount it\), a private \/tmp; nothing else\)$/m,
+    );
     await client.call("run/resolve", { run: "m4", path, decision: "reject" });
     // A directory the image has (and, for the proposal to name it, the project too).
     mkdirSync(join(root, "bin"), { recursive: true });

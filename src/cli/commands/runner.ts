@@ -341,7 +341,7 @@ function attachedBanner(attached: string, sandbox: BackendSandbox, container: Ba
   const modes = `Sandbox modes: ${sandboxModes(sandbox).join(", ")}`;
   // What its sandboxed commands see besides the project and the configured paths (every proposal shows it too).
   const view = sandbox.view
-    ? `\nSandbox view: ${[...(sandbox.view.image ? [`the image ${sandbox.view.image}`] : []), ...sandbox.view.system].join(", ") || "nothing of the system"} read-only; ${sandbox.view.home ? `a private home at ${sandbox.view.home}` : "the image's home"}; toolchains ${sandbox.view.toolchains.join(", ") || "none"}`
+    ? `\nSandbox view: ${[...(sandbox.view.image ? [`the image ${sandbox.view.image}`] : []), ...sandbox.view.system].join(", ") || "nothing of the system"} read-only; ${sandbox.view.home ? `a private home at ${sandbox.view.home}` : "the image's home"}; toolchains ${sandbox.view.toolchains.join(", ") || "none"}${sandbox.view.project === false ? "; the project not mounted" : ""}`
     : "";
   const contained = container ? `\nCommand container: ${container.kind}: ${container.detail}` : "";
   return `${attached}\n${readOnly}\n${modes}${view}${contained}\n`;

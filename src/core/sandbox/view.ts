@@ -33,6 +33,7 @@ export function viewFact(config: SpoolConfig, project: string, mode: SandboxMode
     toolchains: view?.toolchains ?? null,
     read: added.read,
     write: added.write,
+    ...(view?.project === false ? { project: false as const } : {}),
   };
 }
 

@@ -83,7 +83,7 @@ export class DockerBackend implements Backend {
         network: dockerNetwork(this.options.network),
         ...(egress === true ? { egress: true } : {}),
         // What a command sees: the image (its own programs and home), and from the runner's machine only what is mounted.
-        view: { system: [], image: this.options.image.slice(0, 500), home: null, toolchains: [] },
+        view: { system: [], image: this.options.image.slice(0, 500), home: null, toolchains: [], ...(this.options.mountProject ? {} : { project: false }) },
       };
     }
     return this.#execSandbox(this.options.container!);
