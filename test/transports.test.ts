@@ -379,7 +379,7 @@ describe("transports: connections that have not authenticated", () => {
         socket.write("POST / HTTP/1.1\r\nHost: spool\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}");
         await new Promise((resolve) => socket.once("close", resolve));
         if (read - admitted >= deadlineMs) continue;
-        expect(text).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\n(8\r\nanswered\r\n0\r\n\r\n|answered)$/);
+        expect(text).toMatch(/^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\n(8\r\nanswered\r\n0\r\n\r\n|answered)$/);
         return;
       } finally {
         server.closeAllConnections();
