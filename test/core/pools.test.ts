@@ -177,8 +177,11 @@ describe("runner pools on one server", () => {
     expect(bad.execs[0]!.path).toBe(paths[0]);
     expect(await producer("p-rest", paths[0]!)).toMatchObject({ state: "aborted", reason: "failed to start: the Docker engine does not answer" });
     expect(placed[1].runner).toBe("zone-good");
-    expect(placed[2].queued).toMatchObject({ pool: "labels:zone=r" });
-    expect(placed.slice(2).every((p) => p.queued)).toBe(true);
+    // While it rests, the rest wait in the queue. A machine so busy that the accepts outlasted its 1-s rest lets it
+    // take one again meanwhile (and fail it): those went to it, never to the busy good one, and the others queued.
+    const outran = bad.execs.length > 1;
+    if (!outran) expect(placed.slice(2).every((p) => p.queued?.pool === "labels:zone=r")).toBe(true);
+    else expect(placed.slice(2).every((p) => p.queued?.pool === "labels:zone=r" || p.runner === "zone-bad")).toBe(true);
     // Every client shows it resting (runner/list, and the words the CLI and the page take from runnerShown).
     const listed = (await admin.call("runner/list", {})).runners as any[];
     const shownBad = listed.find((r) => r.name === "zone-bad");
