@@ -296,6 +296,8 @@ describeWithInfra("docker", "backend: docker specifics", () => {
       };
       expect(await pwd(exec)).toBe("/proc\n");
       expect(await pwd(exec, "sys")).toBe("/proc/sys\n");
+      // A directory the container lacks: the command does not run, and stderr says why (the engine's exec said nothing).
+      expect(await pwd(exec, "nosuch")).toMatch(/^\/bin\/sh: .*can't cd to \/proc\/nosuch: No such file or directory\n \(exit 2\)$/);
       expect(await pwd(unmounted, "bin")).toBe("/bin\n");
     } finally {
       for (const backend of [exec, unmounted, mounted]) await backend.close();

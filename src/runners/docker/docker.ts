@@ -357,9 +357,10 @@ export class DockerBackend implements Backend {
     let run: { id: string; stream: Duplex };
     try {
       run = await this.#engine.exec(container, {
-        cmd: ["/bin/sh", "-c", wrapperScript(shellScript(spec.command), undefined, {})],
+        // The shell changes to the directory, not the engine: a directory the container lacks is then the shell's
+        // error on stderr (`can't cd to …`), where the engine's exec fails with 126 and says nothing.
+        cmd: ["/bin/sh", "-c", wrapperScript(shellScript(spec.command), this.#unmountedCwd(spec.cwd), {})],
         env: envList(withTerm(spec)),
-        ...(spec.cwd ? { workdir: this.#unmountedCwd(spec.cwd) } : {}),
         stdin,
         ...(spec.tty ? { tty: true } : {}),
       });
