@@ -226,7 +226,7 @@ export function age(since: number, now = Date.now()): string {
 }
 
 /** Prints rows as a table, or as JSON with --json. Cells are escaped. */
-export function printRows(rows: Record<string, unknown>[], columns: string[], json: boolean | undefined): void {
+export function printRows(rows: Record<string, unknown>[], columns: string[], json: boolean | undefined, whole: readonly string[] = []): void {
   if (json) {
     process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
     return;
@@ -236,24 +236,25 @@ export function printRows(rows: Record<string, unknown>[], columns: string[], js
     return;
   }
   const terminal = process.stdout.isTTY ? process.stdout.columns : undefined;
-  process.stdout.write(formatRows(rows, columns, { width: terminal || undefined, bold: palette().bold }));
+  process.stdout.write(formatRows(rows, columns, { width: terminal || undefined, bold: palette().bold, whole }));
 }
 
 /**
  * A table's text: a header, then a row a line, the columns two spaces apart. Given a `width` (a terminal's columns),
  * a table wider than it is narrowed to fit: the widest column gives up characters first, none below its header's
  * width (or 6), and a cell cut short ends in "…". A table that cannot fit so (`spool runners`' eleven columns in 80)
- * is given a row at a time instead, a line a column (`formatRecords`): nothing cut.
- * Without a width (a pipe, a file) every cell is whole.
+ * is given a row at a time instead, a line a column (`formatRecords`): nothing cut. The `whole` columns give up
+ * nothing (where a runner runs the project: a path cut short could name another); a table that cannot keep them whole
+ * is given a row at a time. Without a width (a pipe, a file) every cell is whole.
  */
 export function formatRows(
   rows: Record<string, unknown>[],
   columns: string[],
-  options: { width?: number | undefined; bold?: (text: string) => string } = {},
+  options: { width?: number | undefined; bold?: (text: string) => string; whole?: readonly string[] } = {},
 ): string {
   const cells = rows.map((r) => columns.map((c) => (r[c] === null || r[c] === undefined ? "" : escapeControl(String(r[c])))));
   const natural = columns.map((c, i) => Math.max(displayWidth(c), ...cells.map((row) => displayWidth(row[i]!))));
-  const floors = columns.map((c, i) => Math.min(natural[i]!, Math.max(displayWidth(c), 6)));
+  const floors = columns.map((c, i) => (options.whole?.includes(c) ? natural[i]! : Math.min(natural[i]!, Math.max(displayWidth(c), 6))));
   const bold = options.bold ?? ((text: string) => text);
   if (options.width !== undefined && floors.reduce((sum, w) => sum + w, 2 * (columns.length - 1)) > options.width) {
     return formatRecords(cells, columns, options.width, bold);

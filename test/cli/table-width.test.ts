@@ -22,6 +22,22 @@ describe("a table in a terminal narrower than it", () => {
     expect(lines[2]!.indexOf("gpu.lab.example:22")).toBe(at);
   });
 
+  it("never cuts a whole column (where a runner runs the project): others give up characters, or the table goes a row at a time", () => {
+    const wide = [{ ...runners[0]!, where: "http://127.0.0.1:4317, on build-host, project root /srv/checkouts/app" }];
+    const cut = formatRows(wide, columns, { width: 100 });
+    expect(cut).toContain("…");
+    expect(cut).not.toContain("/srv/checkouts/app");
+    const kept = formatRows(wide, columns, { width: 100, whole: ["where"] });
+    const [header, row] = kept.trimEnd().split("\n");
+    expect(row).toContain("http://127.0.0.1:4317, on build-host, project root /srv/checkouts/app");
+    expect(row).toMatch(/^build-1 +local +claiming,.*…/);
+    expect(row!.indexOf("http://")).toBe(header!.indexOf("where"));
+    for (const line of kept.split("\n")) expect(displayWidth(line)).toBeLessThanOrEqual(100);
+    // Too narrow to keep it whole beside the others' floors: a row at a time, the value whole across its lines.
+    const records = formatRows(wide, columns, { width: 60, whole: ["where"] });
+    expect(records.replace(/\n {9}/g, " ")).toContain("where    http://127.0.0.1:4317, on build-host, project root /srv/checkouts/app");
+  });
+
   it("is whole without a width (a pipe, a file), and when it fits", () => {
     const whole = formatRows(runners, columns);
     expect(whole).toContain("claiming, resting 2s after 2 failed starts, attached 4s ago");

@@ -242,6 +242,9 @@ describeWithInfra("docker", "spool runner (docker): the check, the project mount
     const listed = (await client.call("runner/list", {})).runners;
     expect(listed.find((r) => r.name === "unmounted")).toMatchObject({ root: "/" });
     expect(listed.find((r) => r.name === "fresh")?.root ?? null).toBeNull();
+    // And each runner says it as it attaches.
+    expect(runners[1]!.output()).toContain(`\nProject root: / on this runner (the server's is ${root}); a command's cwd is taken under it\n`);
+    expect(runners[0]!.output()).toContain(`\nProject root: ${root}, the server's path; a command's cwd is taken under it\n`);
     await client.call("run/create", { alias: "m4" });
     const { path } = await client.call("proposal/create", { run: "m4", tool: "sh", command: "pwd", cwd: "sub", runner: "unmounted" });
     const facts = proposalFacts((await client.call("entry/get", { run: "m4", path })).attributes);

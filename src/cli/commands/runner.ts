@@ -229,7 +229,11 @@ export async function runner(argv: string[]): Promise<number> {
     const { message, code } = explain(error, { url: server, tokenFile });
     throw new CliError(message, code);
   }
-  const banner = attachedBanner(`Runner ${values.name} attached to ${server} (project ${project}): ${backend.describe()}`, sandbox, container);
+  // Where the project root's commands run, as runner/attach said it (RunnerClient's root): every proposal's card says so too.
+  const root = values.root ?? (await backend.root?.());
+  const serverRoot = runnerClient.serverRoot ?? "unknown";
+  const where = `Project root: ${root ? `${root} on this runner (the server's is ${serverRoot})` : `${serverRoot}, the server's path`}; a command's cwd is taken under it`;
+  const banner = attachedBanner(`Runner ${values.name} attached to ${server} (project ${project}): ${backend.describe()}\n${where}`, sandbox, container);
   const refused = await runUntilStopped(runnerClient, values["drain-on-term"] ?? false, banner);
   if (refused !== null) {
     throw new CliError(`runner ${name} stopped: ${refused}; start it with a new credential (spool token create NAME --role runner)`, EXIT.connection);

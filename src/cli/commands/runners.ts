@@ -88,6 +88,8 @@ async function list(client: SpoolClient, json: boolean | undefined): Promise<voi
         }),
     ["name", "backend", "default", "sandbox", "network", "attached by", "where", "state", "load", "pools", "description"],
     json,
+    // Where commands run (the server, the host, the project root) is never cut short.
+    ["where"],
   );
 }
 

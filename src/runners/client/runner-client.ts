@@ -54,6 +54,8 @@ export class RunnerClient {
   #orphanTimer: NodeJS.Timeout | null = null;
   #refuse!: (why: string) => void;
   #refusedBecause: string | null = null;
+  /** The project's root on the server's machine: initialize's answer. */
+  #serverRoot: string | undefined;
   /**
    * Resolves with why, when the server no longer takes this runner's credential (revoked or expired: it closed the
    * connection saying so, or a reconnect got HTTP 401). The runner then stops reconnecting: no retry can succeed.
@@ -144,6 +146,11 @@ export class RunnerClient {
     return link ?? client;
   }
 
+  /** The project's root as the server has it (its path on the server's machine), once joined. */
+  get serverRoot(): string | undefined {
+    return this.#serverRoot;
+  }
+
   /** Where this runner runs the project root's commands, when not at the server's path (exec-spec.ts `cwdOf`; Backend.root). */
   async #root(): Promise<string | undefined> {
     return this.options.root ?? (await this.options.backend.root?.());
@@ -155,7 +162,8 @@ export class RunnerClient {
       client.handle("runner/exec", (params: unknown) => this.#exec(RunnerExecParams.parse(params)));
       client.on("stream/cancelled", (p: { run: string; path: string }) => this.#serverFinished(p.run, p.path));
       handleControls(client, (run, path) => this.#controlled(run, path));
-      await client.initialize(this.options.project, { client: { name: `spool-runner/${this.options.name}`, version: SERVER_VERSION } });
+      const joined = await client.initialize(this.options.project, { client: { name: `spool-runner/${this.options.name}`, version: SERVER_VERSION } });
+      this.#serverRoot = joined.project.root;
       const root = await this.#root();
       const attached = await client.request<RunnerAttachResult>("runner/attach", {
         name: this.options.name,
