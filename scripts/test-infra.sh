@@ -19,6 +19,14 @@ down() {
 
 if [ "$cmd" = down ]; then down; exit 0; fi
 
+# One `up` at a time on a machine: two CI runs started together each found PostgreSQL not yet running and both
+# started it ("pg_ctl: another server might be running … could not start server", the second run failed before a
+# test). The second now waits, then finds each service up. flock -o: the daemons started here do not hold the lock.
+if [ -z "${SPOOL_INFRA_LOCKED:-}" ]; then
+  mkdir -p "$D"
+  SPOOL_INFRA_LOCKED=1 exec flock -o "$D/up.lock" bash "$0" "$@"
+fi
+
 need=()
 command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
