@@ -202,7 +202,9 @@ export const LimitsSchema = z.strictObject({
     .int()
     .positive()
     .default(600)
-    .describe("Proposals one principal may make in a minute (a bucket refilled continuously); past it LIMIT_EXCEEDED with retryAfterMs"),
+    .describe(
+      "Proposals one principal may make in a minute (a bucket refilled continuously; one refused for what it says takes none); past it LIMIT_EXCEEDED with retryAfterMs",
+    ),
   runsPerMinute: z
     .number()
     .int()

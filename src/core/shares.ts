@@ -26,17 +26,14 @@ export class FairShares {
 
   constructor(private readonly deps: CoreDeps) {}
 
+  /**
+   * Whether `principal` may propose in `run` now; takes nothing. The minute's count is taken by `count`, once the
+   * proposal is known to be stored: one refused for what it says (its cwd, its runner, …) changes nothing.
+   */
   async admit(principal: string, run: { id: number; alias: string }, now = Date.now()): Promise<void> {
     if (principal === HOME_PRINCIPAL_NAME) return;
     const limits = this.deps.config.limits;
-    const perMinute = limits.proposalsPerMinute;
-    const waitMs = this.#rate.take(principal, perMinute, 1, now);
-    if (waitMs > 0)
-      throw new SpoolError(
-        "LIMIT_EXCEEDED",
-        `"${principal}" proposed more than ${perMinute} commands in a minute (limits.proposalsPerMinute): try again in ${waitMs} ms`,
-        { limit: "proposalsPerMinute", bound: perMinute, principal, retryAfterMs: waitMs },
-      );
+    this.#perMinute(principal, this.#rate.need(principal, limits.proposalsPerMinute, 1, now));
     const pending = await this.deps.repos.entries.countPending(run.id, principal);
     const share = pending.share ?? principal;
     const perHour = limits.rejectedBytesPerHour;
@@ -56,6 +53,22 @@ export class FairShares {
       );
     if (pending.run >= limits.maxPendingPerRun)
       throw tooMany(`Run "${run.alias}" has ${pending.run} proposals waiting`, "maxPendingPerRun", limits.maxPendingPerRun, { run: run.alias });
+  }
+
+  /** A proposal `admit` let in is about to be stored: it counts toward its principal's minute (refused if others took the rest meanwhile). */
+  count(principal: string, now = Date.now()): void {
+    if (principal === HOME_PRINCIPAL_NAME) return;
+    this.#perMinute(principal, this.#rate.take(principal, this.deps.config.limits.proposalsPerMinute, 1, now));
+  }
+
+  #perMinute(principal: string, waitMs: number): void {
+    if (waitMs <= 0) return;
+    const perMinute = this.deps.config.limits.proposalsPerMinute;
+    throw new SpoolError(
+      "LIMIT_EXCEEDED",
+      `"${principal}" proposed more than ${perMinute} commands in a minute (limits.proposalsPerMinute): try again in ${waitMs} ms`,
+      { limit: "proposalsPerMinute", bound: perMinute, principal, retryAfterMs: waitMs },
+    );
   }
 
   /** A proposal was rejected or withdrawn: what it keeps stored is taken from its proposer's share's hour. */

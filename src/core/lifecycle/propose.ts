@@ -31,6 +31,8 @@ export async function propose(stage: Stage, project: ProjectRef, run: RunRow, in
   await stage.shares.admit(principal, run);
   const command = await filteredCommand(deps, project, input);
   const target = await resolveTarget(stage, project, input, producer);
+  // Counted toward the principal's minute now that nothing refuses it: a refused proposal costs no count.
+  stage.shares.count(principal);
   const row = await insertProposal(deps, project, run, input, producer.tool, command, target, principal);
   deps.observer?.proposed(project, run, row, input.traceparent);
   stage.effects.proposed(project, run, row, input.proposedBy, input.transport ?? null);
