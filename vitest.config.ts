@@ -107,7 +107,7 @@ export default defineConfig({
         test: {
           name: "fast",
           include: fast,
-          setupFiles: ["test/helpers/file-cleanup.ts", "test/helpers/file-cpu.ts"],
+          setupFiles: ["test/helpers/file-cleanup.ts", "test/helpers/file-cpu.ts", "test/helpers/warm-server.ts"],
           testTimeout: 60_000,
           hookTimeout: 60_000,
           // A worker imports the server's module graph (~300 modules) once, not once a file: each file still runs in
@@ -121,7 +121,7 @@ export default defineConfig({
         test: {
           name: "process",
           include: processes,
-          setupFiles: ["test/helpers/file-cleanup.ts", "test/helpers/file-cpu.ts"],
+          setupFiles: ["test/helpers/file-cleanup.ts", "test/helpers/file-cpu.ts", "test/helpers/warm-server.ts"],
           testTimeout: 60_000,
           hookTimeout: 60_000,
           // As the fast layer: the processes these files start are their own, and each file stops what it starts.

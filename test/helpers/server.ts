@@ -66,8 +66,8 @@ export async function startTestServer(options: StartOptions = {}): Promise<TestS
     const postgres = await import("./postgres.js");
     homeDatabases.set(home, (database = await postgres.freshDatabase()));
   }
-  // Imported here, not at the top: the whole server (every feature, the agent, MCP, ACP, the web page) is most of a
-  // test file's import time, and a third of the files import this helper for tempDir or eventually only.
+  // Loaded already under vitest (its setup file warm-server.ts, outside any hook's clock); imported here, not at the
+  // top, for what imports this helper outside vitest's setup (benches, scripts) for tempDir or eventually only.
   const { startServer } = await import("../../src/server/server.js");
   const server = await startServer({ port: 0, logger: createLogger("silent"), env: {}, ...options, home, ...(database ? { database: database.url } : {}) });
   const clients: SpoolClient[] = [];
