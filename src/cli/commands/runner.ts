@@ -229,8 +229,8 @@ export async function runner(argv: string[]): Promise<number> {
     const { message, code } = explain(error, { url: server, tokenFile });
     throw new CliError(message, code);
   }
-  // Where the project root's commands run, as runner/attach said it (RunnerClient's root): every proposal's card says so too.
-  const root = values.root ?? (await backend.root?.());
+  // Where the project root's commands run, as runner/attach said it: every proposal's card says so too.
+  const root = await runnerClient.root();
   const serverRoot = runnerClient.serverRoot ?? "unknown";
   const where = `Project root: ${root ? `${root} on this runner (the server's is ${serverRoot})` : `${serverRoot}, the server's path`}; a command's cwd is taken under it`;
   const banner = attachedBanner(`Runner ${values.name} attached to ${server} (project ${project}): ${backend.describe()}\n${where}`, sandbox, container);

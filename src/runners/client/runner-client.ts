@@ -152,7 +152,7 @@ export class RunnerClient {
   }
 
   /** Where this runner runs the project root's commands, when not at the server's path (exec-spec.ts `cwdOf`; Backend.root). */
-  async #root(): Promise<string | undefined> {
+  async root(): Promise<string | undefined> {
     return this.options.root ?? (await this.options.backend.root?.());
   }
 
@@ -164,7 +164,7 @@ export class RunnerClient {
       handleControls(client, (run, path) => this.#controlled(run, path));
       const joined = await client.initialize(this.options.project, { client: { name: `spool-runner/${this.options.name}`, version: SERVER_VERSION } });
       this.#serverRoot = joined.project.root;
-      const root = await this.#root();
+      const root = await this.root();
       const attached = await client.request<RunnerAttachResult>("runner/attach", {
         name: this.options.name,
         backend: this.options.backend.kind,
