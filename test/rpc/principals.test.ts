@@ -212,7 +212,8 @@ describe("principals: roles, scopes, hashed credentials, revocation", () => {
     const revokedAt = Date.now();
     await expect(admin.call("token/revoke", { name: "to-revoke" })).resolves.toMatchObject({ closed: 1, principal: { name: "to-revoke" } });
     expect(await closed).toBe(1008);
-    expect(Date.now() - revokedAt).toBeLessThan(1000);
+    // At once (well under a second here); the bound leaves a busy machine room.
+    expect(Date.now() - revokedAt).toBeLessThan(10_000);
     await expect(connectWebSocket(ts.server.url, { token })).rejects.toMatchObject({ status: 401 });
     expect((await admin.call("token/list", {})).principals.map((p) => p.name)).not.toContain("to-revoke");
     expect((await admin.call("token/list", { revoked: true })).principals.find((p) => p.name === "to-revoke")?.revokedAt).toBeGreaterThan(0);

@@ -208,7 +208,8 @@ describeWithInfra("local", "backend: local specifics", () => {
     const { stdout, result } = await run(backend, "sleep 30 & echo done");
     expect(stdout.toString()).toBe("done\n");
     expect(result.exitCode).toBe(0);
-    expect(Date.now() - started).toBeLessThan(3_000);
+    // Not the grandchild's 30 s: 15 leaves a busy machine room.
+    expect(Date.now() - started).toBeLessThan(15_000);
   });
 
   it("a directory that does not exist fails to start with a clear error", async () => {

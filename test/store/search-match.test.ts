@@ -120,7 +120,8 @@ describe("patterns run in linear time, without case too", () => {
     for (const ignoreCase of [false, true]) {
       const started = performance.now();
       const matches = run(text, query({ pattern: "^(a+)+$", regex: true, ignoreCase }), 1 << 16);
-      expect(performance.now() - started).toBeLessThan(500);
+      // Milliseconds here; JavaScript's engine would take longer than the universe has. 5 s leaves a busy machine room.
+      expect(performance.now() - started).toBeLessThan(5_000);
       expect(matches.matches.map((m) => m.line)).toEqual([2]);
     }
   });

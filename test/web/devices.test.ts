@@ -82,13 +82,14 @@ describe("paired devices", () => {
     expect(after.status).toBe(401);
     expect(await after.text()).toContain("This device was unpaired: run `spool open`");
     await expect(pageSocket(phone)).rejects.toThrow(/HTTP 401/);
-    // The page closes within a second of the revocation (the CLI's own start is not counted: device/revoke is).
+    // The page closes at once on the revocation (the CLI's own start is not counted: device/revoke is): under a
+    // second here; the bound leaves a busy machine room, far under any sweep's period.
     const again2 = await pair(port(), ts.server.token, { name: "timed" });
     const timed = await pageSocket(again2);
     const started = Date.now();
     await admin.call("device/revoke", { device: "timed" });
     await timed.closed;
-    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(Date.now() - started).toBeLessThan(10_000);
     // The trail has the pairing (with the device and its address) and the unpairing.
     const { events } = await admin.call("audit/list", {});
     expect(events).toEqual(
