@@ -163,7 +163,8 @@ export class RunnerClient {
       client.on("stream/cancelled", (p: { run: string; path: string }) => this.#serverFinished(p.run, p.path));
       handleControls(client, (run, path) => this.#controlled(run, path));
       const joined = await client.initialize(this.options.project, { client: { name: `spool-runner/${this.options.name}`, version: SERVER_VERSION } });
-      this.#serverRoot = joined.project.root;
+      // Shown in the runner's first lines only: an answer without it (a scripted or older server) leaves it unknown.
+      this.#serverRoot = joined.project?.root;
       const root = await this.root();
       const attached = await client.request<RunnerAttachResult>("runner/attach", {
         name: this.options.name,
