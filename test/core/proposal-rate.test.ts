@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { SpoolClient } from "../../src/client/spool-client.js";
+import { SpoolClient } from "../../src/client/spool-client.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 
 /*
@@ -14,7 +14,6 @@ describe("a principal's proposals a minute", () => {
     ts = await startTestServer({ limits: { proposalsPerMinute: 3 } });
     const admin = await ts.clientIn("rates");
     const { token } = await admin.call("token/create", { name: "hasty", role: "agent", projects: ["rates"] });
-    const { SpoolClient } = await import("../../src/client/spool-client.js");
     agent = await SpoolClient.connect(ts.server.url, { token });
     await agent.initialize("rates");
     await agent.call("run/create", { alias: "r" });
