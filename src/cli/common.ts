@@ -89,22 +89,49 @@ export interface Connected {
 /**
  * Connects and joins the project found from the working directory (or named by
  * --project / $SPOOL_PROJECT). With `create: false` (commands that only read)
- * a project the server does not know yet is an error, not a new project.
+ * a project the server does not know yet is an error, not a new project, unless `spool init` marked it (joinProject).
  */
 export async function connectClient(flags: ClientFlags, options: { name?: string; create?: boolean } = {}): Promise<Connected> {
   const here = workingDirectory();
   const ref = requireProject(here, flags);
-  const client = await connectServer(flags);
+  const { client, project } = await joinProject(flags, ref, { create: options.create ?? false, name: options.name ?? "spool-cli" });
+  return { client, project };
+}
+
+/**
+ * Connects and joins `ref`'s project. A project `spool init` marked here (its marker found) that the server does not
+ * have yet is registered now, as init said when no server was running: asked for again with `create` on a fresh
+ * connection (a join that failed leaves its connection unjoined). Only an admin's credential may create; any other's
+ * refusal says so (FORBIDDEN, naming the role). Errors are the CLI's words for them (projectError).
+ */
+async function joinProject(flags: ClientFlags, ref: ProjectRef, options: { create: boolean; name: string }): Promise<Connected> {
+  const join = async (create: boolean): Promise<Connected> => {
+    const client = await connectServer(flags);
+    try {
+      const joined = await client.initialize(ref.name, {
+        ...(ref.root ? { root: ref.root } : {}),
+        create,
+        client: { name: options.name, version: SERVER_VERSION },
+      });
+      return { client, project: joined.project };
+    } catch (error) {
+      client.close();
+      throw error;
+    }
+  };
   try {
-    const joined = await client.initialize(ref.name, {
-      ...(ref.root ? { root: ref.root } : {}),
-      create: options.create ?? false,
-      client: { name: options.name ?? "spool-cli", version: SERVER_VERSION },
-    });
-    return { client, project: joined.project };
+    return await join(options.create);
   } catch (error) {
-    client.close();
-    throw projectError(error, ref);
+    const marked = !options.create && ref.source === "marker" && error instanceof SpoolRpcError && error.errorCode === "NOT_FOUND";
+    if (!marked) throw projectError(error, ref);
+    try {
+      return await join(true);
+    } catch (again) {
+      // Not an admin's credential: the project stays unknown here, and whose step registering it is.
+      if (again instanceof SpoolRpcError && again.errorCode === "FORBIDDEN")
+        throw new CliError(`the server has no project "${ref.name}" yet, and this credential may not register it: ${again.message}`, EXIT.notFound);
+      throw projectError(again, ref);
+    }
   }
 }
 
@@ -165,24 +192,16 @@ export { findProject, nearest };
  */
 export async function connectIfProject(flags: ClientFlags): Promise<{ client: SpoolClient; project: string | null; here: ProjectRef | null }> {
   const here = findProject(workingDirectory(), flags);
-  const client = await connectServer(flags);
-  if (!here) return { client, project: null, here };
+  if (!here) return { client: await connectServer(flags), project: null, here };
   try {
-    const joined = await client.initialize(here.name, {
-      ...(here.root ? { root: here.root } : {}),
-      create: false,
-      client: { name: "spool-cli", version: SERVER_VERSION },
-    });
-    return { client, project: joined.project.name, here };
+    const { client, project } = await joinProject(flags, here, { create: false, name: "spool-cli" });
+    return { client, project: project.name, here };
   } catch (error) {
-    // A project named (--project, $SPOOL_PROJECT) must exist: exit 4 as everywhere a name is taken. Found from this directory, it may just not have run anything yet.
-    if (error instanceof SpoolRpcError && error.errorCode === "NOT_FOUND" && here.root !== undefined) {
-      // A connection that failed to join may join later; a fresh one keeps things simple.
-      client.close();
+    // A project named (--project, $SPOOL_PROJECT) must exist: exit 4 as everywhere a name is taken. Found from this
+    // directory, it may just not have run anything yet (or, marked, not be this credential's to register).
+    if (error instanceof CliError && error.exitCode === EXIT.notFound && here.root !== undefined)
       return { client: await connectServer(flags), project: null, here };
-    }
-    client.close();
-    throw projectError(error, here);
+    throw error;
   }
 }
 

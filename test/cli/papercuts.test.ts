@@ -57,6 +57,38 @@ describe("spool's small words", () => {
     expect(created.err).toContain("its token, written to stdout, is not shown again");
   }, 60_000);
 
+  it("spool init before the server ran: the next command here registers the project, as init said; a viewer's is told it may not", async () => {
+    const early = join(tempDir("spool-words-early-"), "early");
+    mkdirSync(early);
+    // No server at this home: init marks the directory and says what happens next.
+    const init = await runCliInProcess(["init"], { SPOOL_HOME: tempDir("spool-words-none-") }, early, 60_000);
+    expect(init.code, init.err).toBe(0);
+    expect(init.out).toContain("the server is not running; the first command run here registers the project");
+    // A viewer's read: nothing registered, and the viewer is told whose step it is (before: "start with spool init").
+    const viewerToken = join(tempDir(), "viewer.token");
+    writeFileSync(viewerToken, (await spool(["token", "create", "words-early-viewer", "--role", "viewer"])).out);
+    const viewer = await runCliInProcess(["runners"], { ...env, SPOOL_TOKEN_FILE: viewerToken }, early, 60_000);
+    expect(viewer.code).toBe(4);
+    expect(viewer.err).toContain('the server has no project "early" yet, and this credential may not register it');
+    expect(viewer.err).toContain("needs the admin role");
+    const runsBefore = await runCliInProcess(["runs"], { ...env, SPOOL_TOKEN_FILE: viewerToken }, early, 60_000);
+    expect(runsBefore.code, runsBefore.err).toBe(0);
+    // The home's token (an admin's), as the person who ran init has: runners answers, and the project is there.
+    const runners = await runCliInProcess(["runners"], env, early, 60_000);
+    expect(runners.code, runners.err).toBe(0);
+    expect(runners.out).toMatch(/local\s+local\s+implied/);
+    const projects = await spool(["projects"]);
+    expect(projects.out).toContain(early);
+    // A git work tree without a marker declared nothing: a read there still registers nothing.
+    const plain = join(tempDir("spool-words-git-"), "plain");
+    mkdirSync(plain);
+    execFileSync("git", ["init", "-q", plain]);
+    const read = await runCliInProcess(["runners"], env, plain, 60_000);
+    expect(read.code).toBe(4);
+    expect(read.err).toContain("nothing has run here");
+    expect((await spool(["projects"])).out).not.toContain(plain);
+  }, 90_000);
+
   it("spool runners says implied, not fallback, for the embedded runner nobody made the default", async () => {
     const runners = await spool(["runners"]);
     expect(runners.code, runners.err).toBe(0);

@@ -10,7 +10,9 @@ const INIT_SPEC = defineCommand({
   about: `Makes this directory a Spool project's root: writes .spool/project.json naming the
 project (NAME, default: derived from the directory's name). Commands run here or
 below use that project. When the server is running, the project is registered
-there too (a NAME the server already has for another directory is refused).`,
+there too (a NAME the server already has for another directory is refused);
+when it is not, the first command run here registers it (with an admin's
+credential, as the home's token is).`,
   connects: true,
   maxArgs: 1,
   options: {},
@@ -26,7 +28,7 @@ export const INIT = commandOf(INIT_SPEC, async (values, rest) => {
     process.stdout.write(`registered on the server\n`);
   } catch (error) {
     if (explain(error, null).code === EXIT.connection) {
-      process.stdout.write(`the server is not running; the project is registered when a command first uses it\n`);
+      process.stdout.write(`the server is not running; the first command run here registers the project\n`);
       return EXIT.ok;
     }
     // The server has that name for another directory: leave no marker that every command would trip on.
