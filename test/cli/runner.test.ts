@@ -21,7 +21,10 @@ describe("spool runner", () => {
     await expect(spawnRunner([...base(), "--token-file", bad, "--backend", "local"])).rejects.toThrow(
       /\(exit 3\)[\s\S]*wrong token for ws:\/\/127\.0\.0\.1:\d+\/ .*used: .*token/,
     );
-    await expect(spawnRunner([...base(), "--token-file", ts.server.config.tokenFile])).rejects.toThrow(/--backend must be local, docker or ssh/);
+    await expect(spawnRunner([...base(), "--token-file", ts.server.config.tokenFile])).rejects.toThrow(/--backend is required \(see spool runner --help\)/);
+    await expect(spawnRunner([...base(), "--token-file", ts.server.config.tokenFile, "--backend", "k8s"])).rejects.toThrow(
+      /--backend must be local, docker or ssh, got "k8s"/,
+    );
     await expect(spawnRunner([...base(), "--token-file", ts.server.config.tokenFile, "--backend", "docker"])).rejects.toThrow(
       /needs exactly one of --image or --container/,
     );

@@ -145,8 +145,8 @@ export function runnerStateDir(name: string, env: NodeJS.ProcessEnv = process.en
  * compiled for nothing (0.5 → 0.3 s of CPU).
  */
 export async function backendFromFlags(values: FlagValues, extra: { processes?: ProcessRecorder } = {}): Promise<Backend> {
-  const kind = BackendName.safeParse(values.backend);
-  if (!kind.success) throw new Error(`--backend must be ${backendNamesWords()}, got "${String(values.backend ?? "")}"`);
+  const kind = BackendName.safeParse(need("backend", values.backend as string | undefined));
+  if (!kind.success) throw new Error(`--backend must be ${backendNamesWords()}, got "${String(values.backend)}"`);
   return backendRow(kind.data).build(values, {
     killGraceMs: positiveInt("kill-grace", values["kill-grace"] as string | undefined, 2000),
     sandbox: sandboxMode(values.sandbox) === "off" ? "off" : "auto",
