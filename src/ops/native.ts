@@ -7,8 +7,9 @@ import type { Check, CheckStatus } from "./check.js";
 
 // The native addons Spool loads. Some are built by npm for one Node ABI (process.versions.modules) and a Node of
 // another ABI cannot load them (ERR_DLOPEN_FAILED, "compiled against a different Node.js version"): better-sqlite3
-// 12 (Node 20's SQLite driver, src/store/sqlite/sqlite-driver.ts) and ssh2's ciphers. Others are on Node-API, one binary for
-// every Node that has its version: better-sqlite3 13 (Node 22 and 24, prebuilt) and node-pty. None is imported here
+// 12 (Node 20's SQLite driver, src/store/sqlite/sqlite-driver.ts). Others are on Node-API, one binary for every Node
+// that has its version: better-sqlite3 13 (Node 22 and 24, prebuilt) and node-pty. ssh2's optional ciphers addon is
+// neither built nor loaded (src/runners/ssh/ssh2.ts): its ciphers are Node's own. None is imported here
 // at the top: each is loaded by its check, so a module that does not load fails that check instead of whoever
 // imports this file (`spool doctor`).
 
@@ -48,17 +49,6 @@ export const NATIVE_MODULES: readonly NativeModule[] = [
     without: "spool serve (its local runner) and spool runner cannot start",
     load: async () => {
       await import("node-pty");
-    },
-  },
-  {
-    name: "ssh2",
-    package: "ssh2",
-    use: "the SSH runner's ciphers",
-    missing: "warn",
-    without: "the SSH runner falls back to ssh2's slower JavaScript ciphers",
-    // ssh2 loads its addon if it can and goes on without it: loaded here as ssh2 does.
-    load: async () => {
-      require(join(dirname(require.resolve("ssh2/package.json")), "lib", "protocol", "crypto", "build", "Release", "sshcrypto.node"));
     },
   },
 ];

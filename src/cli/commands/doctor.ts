@@ -13,7 +13,7 @@ export const DOCTOR_SPEC = defineCommand({
   about: `Checks what this machine gives Spool, and says how to fix each problem: the
 Node version (Spool is tested on 24, 22 and 20, past its end of life), whether
 the native modules (better-sqlite3: 13 on Node 22 and 24, 12 on Node 20;
-node-pty; ssh2's ciphers) load in it or were built for another Node, the
+node-pty) load in it or were built for another Node, the
 home's and the token file's modes, the database (its size and WAL), the
 transport, user namespaces and whether bubblewrap builds the sandbox for this
 user (and so which sandbox modes commands get), passt/pasta or slirp4netns, a

@@ -1,12 +1,8 @@
 import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
-import ssh2, { type OpenSSHAgent as Agent, type IdentityCallback, type ParsedKey } from "ssh2";
-
-// ssh2 is CommonJS, and Node's reading of its exports finds neither of these by name.
-const { OpenSSHAgent, utils } = ssh2;
-
 import { BackendUnavailable } from "../backend.js";
 import type { SshHostConfig } from "./config.js";
+import { type SshAgent as Agent, type IdentityCallback, OpenSSHAgent, type ParsedKey, utils } from "./ssh2.js";
 
 /**
  * How an SSH runner without `--ssh-key` logs in, as ssh would from its configuration: the keys of the agent

@@ -1,9 +1,9 @@
 import type { Readable, Writable } from "node:stream";
-import { type AgentAuthMethod, Client, type ClientChannel, type ConnectConfig, type PublicKeyAuthMethod } from "ssh2";
 import type { TtySize } from "../../protocol/runner.js";
 import { BackendUnavailable, firstLine, StartError } from "../backend.js";
 import { fingerprint, knownHostsHint, trustedHostKeys } from "./host-keys.js";
 import type { ConfiguredLogin } from "./login.js";
+import { type AgentAuthMethod, Client, type ClientChannel, type ConnectConfig, type PublicKeyAuthMethod } from "./ssh2.js";
 
 /** One remote command as this backend sees it; `ssh2Transport` provides it over ssh2. */
 export interface RemoteChannel {
