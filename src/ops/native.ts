@@ -2,14 +2,15 @@ import { existsSync, realpathSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { delimiter, dirname, join, sep } from "node:path";
 import { fileURLToPath } from "node:url";
+import { cipherAddonRefusal } from "../runners/ssh/cipher-addon.js";
 import { openSqlite, SQLITE_LINE, SQLITE_LINES, SqliteDriverMissing, type SqliteLine } from "../store/sqlite/sqlite-driver.js";
 import type { Check, CheckStatus } from "./check.js";
 
 // The native addons Spool loads. Some are built by npm for one Node ABI (process.versions.modules) and a Node of
 // another ABI cannot load them (ERR_DLOPEN_FAILED, "compiled against a different Node.js version"): better-sqlite3
-// 12 (Node 20's SQLite driver, src/store/sqlite/sqlite-driver.ts). Others are on Node-API, one binary for every Node
-// that has its version: better-sqlite3 13 (Node 22 and 24, prebuilt) and node-pty. ssh2's optional ciphers addon is
-// neither built nor loaded (src/runners/ssh/ssh2.ts): its ciphers are Node's own. None is imported here
+// 12 (Node 20's SQLite driver, src/store/sqlite/sqlite-driver.ts) and ssh2's ciphers (not loaded on Node 24 and later:
+// src/runners/ssh/cipher-addon.ts). Others are on Node-API, one binary for every Node that has its version:
+// better-sqlite3 13 (Node 22 and 24, prebuilt) and node-pty. None is imported here
 // at the top: each is loaded by its check, so a module that does not load fails that check instead of whoever
 // imports this file (`spool doctor`).
 
@@ -26,6 +27,8 @@ interface NativeModule {
   missing: CheckStatus;
   /** What is lost when it does not load. */
   without: string;
+  /** Why this Node must not load it (the check then says so, and loads nothing), or null. */
+  refused?: () => string | null;
   /** Loads the addon (throws what loading it throws). */
   load(): Promise<void>;
 }
@@ -51,6 +54,18 @@ export const NATIVE_MODULES: readonly NativeModule[] = [
       await import("node-pty");
     },
   },
+  {
+    name: "ssh2",
+    package: "ssh2",
+    use: "the SSH runner's ciphers",
+    missing: "warn",
+    without: "the SSH runner falls back to Node's own ciphers (about half the MB/s)",
+    refused: cipherAddonRefusal,
+    // ssh2 loads its addon if it can and goes on without it: loaded here as ssh2 does.
+    load: async () => {
+      require(join(dirname(require.resolve("ssh2/package.json")), "lib", "protocol", "crypto", "build", "Release", "sshcrypto.node"));
+    },
+  },
 ];
 
 /** One check per native module: whether it loads in this Node, and how to rebuild it when it does not. */
@@ -58,6 +73,11 @@ export async function nativeChecks(): Promise<Check[]> {
   const checks: Check[] = [];
   for (const module of NATIVE_MODULES) {
     const name = `native ${module.name}`;
+    const refused = module.refused?.() ?? null;
+    if (refused !== null) {
+      checks.push({ name, status: "ok", detail: refused, data: { module: module.package, node: process.versions.node, loaded: false } });
+      continue;
+    }
     try {
       await module.load();
       checks.push({

@@ -13,14 +13,14 @@ export const DOCTOR_SPEC = defineCommand({
   about: `Checks what this machine gives Spool, and says how to fix each problem: the
 Node version (Spool is tested on 24, 22 and 20, past its end of life), whether
 the native modules (better-sqlite3: 13 on Node 22 and 24, 12 on Node 20;
-node-pty) load in it or were built for another Node, the
-home's and the token file's modes, the database (its size and WAL), the
-transport, user namespaces and whether bubblewrap builds the sandbox for this
-user (and so which sandbox modes commands get), passt/pasta or slirp4netns, a
-reachable Docker engine and its images, the configured models, and the view of
-the server running on this home, if one does, with each receiver of
-notifications: when a delivery last reached it, since when it fails and why,
-and the deliveries it is owed. A server running for the home is described as
+node-pty; ssh2's ciphers, not loaded on Node 24) load in it or were built for
+another Node, the home's and the token file's modes, the database (its size
+and WAL), the transport, user namespaces and whether bubblewrap builds the
+sandbox for this user (and so which sandbox modes commands get), passt/pasta or
+slirp4netns, a reachable Docker engine and its images, the configured models,
+and the view of the server running on this home, if one does, with each
+receiver of notifications: when a delivery last reached it, since when it
+fails and why, and the deliveries it is owed. A server running for the home is described as
 it was started (its address, database and models, which it writes to
 $SPOOL_HOME/server.json); with none, the configuration and --port/--database
 are. Nothing is changed, and no model is called unless --models.`,
