@@ -1,7 +1,6 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: tests read untyped wire data
 import { existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { utils } from "ssh2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { commandLine, escapeControls } from "../../src/cli/commands/runner.js";
 import type { SpoolClient } from "../../src/client/spool-client.js";
@@ -9,6 +8,7 @@ import { factsText, proposalFacts } from "../../src/protocol/proposal-facts.js";
 import { ENTRY } from "../../src/protocol/status.js";
 import { projectRoot } from "../../src/runners/client/runner-client.js";
 import { fingerprint } from "../../src/runners/ssh/ssh.js";
+import { utils } from "../../src/runners/ssh/ssh2.js";
 import { describeWithInfra, infra, sshRunnerFlags } from "../helpers/infra.js";
 import { type RunnerProcess, spawnCli, spawnRunner } from "../helpers/process.js";
 import { runTool } from "../helpers/runners.js";
