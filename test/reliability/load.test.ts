@@ -74,9 +74,12 @@ describeWithBwrap("many producers through two attached runners, with watchers", 
         }),
       );
     }
-    await Promise.all(watches.map((w) => w.ended));
+    // How each watch ended (a channel's status, and `lost` when the watch could not follow it), by producer.
+    const ends = new Map((await Promise.all(watches.map((w) => w.ended))).map((ended, i) => [paths[i]!, JSON.stringify([...ended.values()])]));
     const every = Array.from({ length: LINES }, (_, n) => n + 1);
-    const wrong = [...seen].filter(([, counters]) => counters.join() !== every.join()).map(([path, counters]) => `${path}: ${counters.length} lines`);
+    const wrong = [...seen]
+      .filter(([, counters]) => counters.join() !== every.join())
+      .map(([path, counters]) => `${path}: ${counters.length} lines, watch ended ${ends.get(path)}`);
     const { entries } = await admin.call("entry/list", { run: "load", pattern: "sh://*_1", limit: 1000 });
     const incomplete = entries.filter((e) => e.status !== ENTRY.done || e.lines !== LINES);
     const why = await Promise.all(
