@@ -20,10 +20,10 @@ sandbox for this user (and so which sandbox modes commands get), passt/pasta or
 slirp4netns, a reachable Docker engine and its images, the configured models,
 and the view of the server running on this home, if one does, with each
 receiver of notifications: when a delivery last reached it, since when it
-fails and why, and the deliveries it is owed. A server running for the home is described as
-it was started (its address, database and models, which it writes to
-$SPOOL_HOME/server.json); with none, the configuration and --port/--database
-are. Nothing is changed, and no model is called unless --models.`,
+fails and why, and the deliveries it is owed. A server running for the home
+is described as it was started (its address, database and models, which it
+writes to $SPOOL_HOME/server.json); with none, the configuration and
+--port/--database are. Nothing is changed, and no model is called unless --models.`,
   width: 13,
   options: {
     home: { type: "string", arg: "DIR", help: "Spool home to check        [$SPOOL_HOME, ~/.spool]" },
