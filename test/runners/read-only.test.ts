@@ -242,7 +242,7 @@ describeWithBwrap("read-only on a spool runner process (local backend, bubblewra
   });
 
   it("says so at attach; touch in an env command fails and leaves no file", async () => {
-    expect(runner.output()).toMatch(/Read-only sandbox: bubblewrap/);
+    expect(runner.output()).toMatch(/^Sandbox: bubblewrap: read-only \(/m);
     const client = await ts.clientIn("ro-runner");
     const env = await runTool(client, "p1", "env", "touch runner-probe");
     expect(env.stdout.status).toBe(ENTRY.failed);

@@ -340,7 +340,7 @@ async function readyBackend(backend: Backend, mode: SandboxMode): Promise<{ sand
 /** What the runner prints once attached: `attached`, then its sandbox, modes, view and command container. */
 function attachedBanner(attached: string, sandbox: BackendSandbox, container: BackendContainer | undefined): string {
   const readOnly = sandbox.readOnly
-    ? `Read-only sandbox: ${sandbox.detail}`
+    ? `Sandbox: ${sandbox.detail}`
     : `No read-only sandbox: ${sandbox.detail}. Read-only work (env commands, ask runs) is refused on this runner.`;
   const modes = `Sandbox modes: ${sandboxModes(sandbox).join(", ")}`;
   // What its sandboxed commands see besides the project and the configured paths (every proposal shows it too).
