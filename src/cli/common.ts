@@ -94,8 +94,7 @@ export interface Connected {
 export async function connectClient(flags: ClientFlags, options: { name?: string; create?: boolean } = {}): Promise<Connected> {
   const here = workingDirectory();
   const ref = requireProject(here, flags);
-  const { client, project } = await joinProject(flags, ref, { create: options.create ?? false, name: options.name ?? "spool-cli" });
-  return { client, project };
+  return joinProject(flags, ref, { create: options.create ?? false, name: options.name ?? "spool-cli" });
 }
 
 /**

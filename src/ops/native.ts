@@ -2,7 +2,7 @@ import { existsSync, realpathSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { delimiter, dirname, join, sep } from "node:path";
 import { fileURLToPath } from "node:url";
-import { cipherAddonRefusal } from "../runners/ssh/cipher-addon.js";
+import { cipherAddonPath, cipherAddonRefusal } from "../runners/ssh/cipher-addon.js";
 import { openSqlite, SQLITE_LINE, SQLITE_LINES, SqliteDriverMissing, type SqliteLine } from "../store/sqlite/sqlite-driver.js";
 import type { Check, CheckStatus } from "./check.js";
 
@@ -63,7 +63,7 @@ export const NATIVE_MODULES: readonly NativeModule[] = [
     refused: cipherAddonRefusal,
     // ssh2 loads its addon if it can and goes on without it: loaded here as ssh2 does.
     load: async () => {
-      require(join(dirname(require.resolve("ssh2/package.json")), "lib", "protocol", "crypto", "build", "Release", "sshcrypto.node"));
+      require(cipherAddonPath(require));
     },
   },
 ];

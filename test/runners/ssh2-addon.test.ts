@@ -2,7 +2,7 @@ import { cpSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { cipherAddonRefusal } from "../../src/runners/ssh/cipher-addon.js";
+import { cipherAddonPath, cipherAddonRefusal } from "../../src/runners/ssh/cipher-addon.js";
 import { loadSsh2 } from "../../src/runners/ssh/ssh2.js";
 import { tempDir } from "../helpers/server.js";
 
@@ -14,7 +14,6 @@ import { tempDir } from "../helpers/server.js";
  */
 
 const here = createRequire(import.meta.url);
-const ADDON = join("lib", "protocol", "crypto", "build", "Release", "sshcrypto.node");
 
 /** A copy of ssh2 in a directory of its own, with a file where its addon is built; its dependencies linked. */
 function ssh2Copy(): { require: NodeJS.Require; addon: string } {
@@ -31,11 +30,12 @@ function ssh2Copy(): { require: NodeJS.Require; addon: string } {
     }
     symlinkSync(path, join(modules, dependency));
   }
-  const addon = join(modules, "ssh2", ADDON);
+  const require = createRequire(join(dir, "index.js"));
+  const addon = cipherAddonPath(require);
   mkdirSync(dirname(addon), { recursive: true });
   // Not an ELF object: loading it fails, but whether Node was asked to is what is checked.
   writeFileSync(addon, "not a shared object\n");
-  return { require: createRequire(join(dir, "index.js")), addon };
+  return { require, addon };
 }
 
 describe("ssh2's native ciphers are never loaded", () => {

@@ -1,3 +1,5 @@
+import { dirname, join } from "node:path";
+
 /*
  * ssh2's optional native ciphers (lib/protocol/crypto/build/Release/sshcrypto.node), and the Nodes that must not load
  * them. Built against Node 24.19's headers or later, the addon aborts the process when the garbage collector frees one
@@ -8,6 +10,11 @@
  * same ciphers (about half the MB/s per connection: bench/history, twenty-first session). Node 20's and 22's headers
  * have no such hook (checked: 20.20 and 22.23), so there it is loaded as ssh2 does.
  */
+
+/** Where ssh2 (found through `from`) has its native ciphers built: the file ssh2 itself tries to load. */
+export function cipherAddonPath(from: NodeJS.Require): string {
+  return join(dirname(from.resolve("ssh2/package.json")), "lib", "protocol", "crypto", "build", "Release", "sshcrypto.node");
+}
 
 /** Why this Node does not load ssh2's native ciphers, or null when it does. */
 export function cipherAddonRefusal(version: string = process.versions.node): string | null {

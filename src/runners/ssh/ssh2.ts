@@ -1,6 +1,5 @@
 import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
-import { cipherAddonRefusal } from "./cipher-addon.js";
+import { cipherAddonPath, cipherAddonRefusal } from "./cipher-addon.js";
 
 /*
  * ssh2, loaded without its native ciphers addon on the Nodes that must not load it (cipher-addon.ts). Its path is put
@@ -11,7 +10,7 @@ import { cipherAddonRefusal } from "./cipher-addon.js";
 /** What Spool uses of ssh2, loaded through `from` (a `require` of where ssh2 is found; tests give a copy's). */
 export function loadSsh2(from: NodeJS.Require = createRequire(import.meta.url), refusal = cipherAddonRefusal()): typeof import("ssh2") {
   if (refusal === null) return from("ssh2") as typeof import("ssh2");
-  const addon = join(dirname(from.resolve("ssh2/package.json")), "lib", "protocol", "crypto", "build", "Release", "sshcrypto.node");
+  const addon = cipherAddonPath(from);
   if (!from.cache[addon]) {
     const stand = { id: addon, filename: addon, loaded: true, children: [], paths: [] } as unknown as NodeJS.Module;
     Object.defineProperty(stand, "exports", {
