@@ -56,7 +56,7 @@ export function nodeCheck(version = process.versions.node, today = new Date()): 
       name: "node",
       status: "warn",
       detail: `Node ${version}: Node ${line.major} is past its end of life (${line.endOfLife}: no more security fixes); Spool still runs and is tested on it`,
-      fix: `move to Node ${newest.filter((m) => m !== line.major).join(" or ")}: its SQLite driver (better-sqlite3 13, prebuilt) is installed already; \`npm rebuild\` run with that Node builds ssh2's ciphers for it`,
+      fix: `move to Node ${newest.filter((m) => m !== line.major).join(" or ")}: its SQLite driver (better-sqlite3 13, prebuilt) is installed already; on 22, \`npm rebuild\` run with it builds ssh2's ciphers for it (Node 24 does not load them)`,
       data,
     };
   }
