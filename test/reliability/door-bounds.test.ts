@@ -6,6 +6,7 @@ import { LATEST_PROTOCOL_VERSION } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
 import { unixSocketUrl } from "../../src/client/ws-transport.js";
+import { countRunQueueWait } from "../helpers/cpu-wait.js";
 import { freePort, type ServeProcess, spawnServe } from "../helpers/process.js";
 import { tempDir } from "../helpers/server.js";
 
@@ -83,6 +84,10 @@ describe("slow bodies at /mcp and /acp", () => {
     });
 
   it("a viewer's slow bodies are cut within the deadline or refused at once; a person's MCP and ACP requests and the home's socket are served", async () => {
+    // What the kernel kept the server's and this process's event loops ready but off the CPU meanwhile, added to the
+    // slack below (test/helpers/cpu-wait.ts): ~0 on a quiet machine; ciB's Node 22 pass, both cores saturated, held
+    // one slow request 28.7 s against a fixed 22.
+    const queued = countRunQueueWait([serve.child.pid, process.pid]);
     const slow: Slow[] = [];
     for (let i = 0; i < SLOW; i += 100)
       slow.push(...(await Promise.all(Array.from({ length: 100 }, (_, j) => slowPost((i + j) % 2 === 0 ? "/mcp?project=alpha" : "/acp")))));
@@ -117,13 +122,15 @@ describe("slow bodies at /mcp and /acp", () => {
     expect((await overSocket.call("ping", {})).pong).toBe(true);
     overSocket.close();
     // Served, not held for minutes (a busy machine may take seconds over it).
-    expect(performance.now() - started).toBeLessThan(30_000);
+    const served = performance.now() - started;
+    expect(served, `${Math.round(served)} ms, the CPU withheld ${Math.round(queued.waited())} ms`).toBeLessThan(30_000 + queued.waited());
 
     // Every slow request ended: refused at once (429, its principal's requests under way full), or cut at the deadline.
     const ended = await Promise.all(slow.map((s) => s.endedAt));
     const heldMs = slow.map((s, i) => ended[i]! - s.sentAt);
     // Cut at the deadline, not held for requestTimeout (300 s): the slack is for a busy machine, not for the server.
-    expect(Math.max(...heldMs)).toBeLessThan(DEADLINE_MS + 20_000);
+    const withheld = queued.waited();
+    expect(Math.max(...heldMs), `the CPU withheld ${Math.round(withheld)} ms`).toBeLessThan(DEADLINE_MS + 20_000 + withheld);
     const statuses = slow.map((s) => s.status());
     expect(statuses.filter((s) => s === 429).length).toBeGreaterThan(SLOW / 2);
     expect(statuses.every((s) => s === 429 || s === 408 || s === null)).toBe(true);
