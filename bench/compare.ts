@@ -4,7 +4,8 @@
 // inserts (one transaction each, Spool's pragmas) against the embedded runner storing a local process's output;
 // then tail and slice reads of 20 lines on the streamed channel, the server's CPU time against the wall time
 // while it ingested, and its peak RSS. Each round runs every path once, in turn; the load average is printed
-// with every round.
+// with every round. The two streams' rates are also given over their last three quarters (`steady`): each server is
+// a fresh process, and a short round is mostly its warm-up.
 // Usage: npx tsx bench/compare.ts [MB per path, default 256] [rounds, default 2]
 // SPOOL_BENCH_TREES="a=/tmp/old,b=/work/main" runs each round once per tree (A B A B: the same client, each
 // tree's bin/spool.js as the server; "label=root?NAME=value&…" also sets environment variables of that server);
@@ -39,25 +40,34 @@ const load = () =>
     .map((l) => l.toFixed(2))
     .join(" ");
 
-/** Sends `chunks` calls with up to WINDOW unanswered; returns the seconds it took. */
-async function pump(client: SpoolClient, params: (i: number) => object): Promise<number> {
+/**
+ * Sends `chunks` calls with up to WINDOW unanswered; the seconds it took, and the MB/s of its last three quarters
+ * (from the answer to the first quarter's last call: the receiving process's start-up and JIT warm-up left out).
+ */
+async function pump(client: SpoolClient, params: (i: number) => object): Promise<{ seconds: number; steady: number }> {
   const start = performance.now();
+  const quarter = Math.floor(chunks / 4);
+  let warm = start;
   const inFlight = new Set<Promise<void>>();
   for (let i = 0; i < chunks; i++) {
     const call: Promise<void> = client.request("stream", params(i)).then(() => {
       inFlight.delete(call);
+      if (i === quarter - 1) warm = performance.now();
     });
     inFlight.add(call);
     if (inFlight.size >= WINDOW) await Promise.race(inFlight);
   }
   await Promise.all(inFlight);
-  return (performance.now() - start) / 1000;
+  const end = performance.now();
+  return { seconds: (end - start) / 1000, steady: ((chunks - quarter) * CHUNK) / 2 ** 20 / ((end - warm) / 1000) };
 }
 
 /** MB/s and the server's CPU seconds per GB. */
 interface Rate {
   mbps: number;
   cpuPerGb: number;
+  /** MB/s over the last three quarters (pump's `steady`); NaN where not measured. */
+  steady?: number;
 }
 
 async function bareEcho(): Promise<Rate> {
@@ -66,10 +76,10 @@ async function bareEcho(): Promise<Rate> {
   try {
     const client = await SpoolClient.connect(`ws://127.0.0.1:${port}/`, { token: "none" });
     const cpu0 = cpuSeconds(child.pid!);
-    const seconds = await pump(client, (i) => ({ run: "r", path: "log://turn_1/sh/x", channel: 1, chunk: texts[i % texts.length], seq: i + 1 }));
+    const { seconds, steady } = await pump(client, (i) => ({ run: "r", path: "log://turn_1/sh/x", channel: 1, chunk: texts[i % texts.length], seq: i + 1 }));
     const cpu = cpuSeconds(child.pid!) - cpu0;
     client.close();
-    return { mbps: mb / seconds, cpuPerGb: (cpu * 1024) / mb };
+    return { mbps: mb / seconds, cpuPerGb: (cpu * 1024) / mb, steady };
   } finally {
     child.kill("SIGKILL");
   }
@@ -135,6 +145,8 @@ function rssMb(pid: number, field: "VmHWM" | "VmRSS"): number {
 
 interface SpoolFigures {
   mbps: number;
+  /** MB/s over the last three quarters of the stream. */
+  steady: number;
   cpu: number;
   /** Of the wall time, how long the server was runnable but not running (other processes had the CPUs). */
   runq: number;
@@ -172,7 +184,13 @@ async function spoolStream(bin: string | undefined, env: NodeJS.ProcessEnv = {},
     const cpu0 = cpuSeconds(server.pid);
     const runq0 = runQueueSeconds(server.pid);
     const binary = !json && client.bytes;
-    const wall = await pump(client, (i) => ({ run: "s", path, channel: 1, chunk: (binary ? buffers : texts)[i % texts.length], seq: i + 1 }));
+    const { seconds: wall, steady } = await pump(client, (i) => ({
+      run: "s",
+      path,
+      channel: 1,
+      chunk: (binary ? buffers : texts)[i % texts.length],
+      seq: i + 1,
+    }));
     const cpu = cpuSeconds(server.pid) - cpu0;
     const runq = runQueueSeconds(server.pid) - runq0;
     const rss = rssMb(server.pid, "VmHWM");
@@ -196,7 +214,7 @@ async function spoolStream(bin: string | undefined, env: NodeJS.ProcessEnv = {},
       await timed({ run: "s", path: channel.path, line: Math.floor((channel.lines * (i + 1)) / 22), limit: 20 }, slice, sliceServer);
     }
     client.close();
-    return { mbps: mb / wall, cpu, runq, wall, rss, rssStart, tail, slice, tailServer, sliceServer, binary };
+    return { mbps: mb / wall, steady, cpu, runq, wall, rss, rssStart, tail, slice, tailServer, sliceServer, binary };
   } finally {
     await server.stop();
   }
@@ -280,10 +298,10 @@ const commit = (() => {
 console.log(`machine: ${machine()}; load ${load()}; HEAD ${commit}`);
 console.log(`${mb} MB per path, 64 KiB chunks, ${WINDOW} in flight; ${rounds} round(s)`);
 console.log(
-  "MB/s: bare ws echo (JSON text, JSON.parse) vs one spool stream as a runner sends it (bin: binary frames where the server takes them, json: JSON text) and as JSON text (json), raw SQLite inserts vs the embedded runner; cpu: the serving process's CPU s per GB (all its threads); srv: the spool server while it ingested (runq: its event loop runnable but not running); srv_tail/srv_slice: the server's event loop during the slowest read, ms on a CPU + ms runnable waiting for one, / the most CPU any of the 20 reads took",
+  "MB/s: bare ws echo (JSON text, JSON.parse) vs one spool stream as a runner sends it (bin: binary frames where the server takes them, json: JSON text) and as JSON text (json); steady: both over their last three quarters (each server's start-up and warm-up left out); raw SQLite inserts vs the embedded runner; cpu: the serving process's CPU s per GB (all its threads); srv: the spool server while it ingested (runq: its event loop runnable but not running); srv_tail/srv_slice: the server's event loop during the slowest read, ms on a CPU + ms runnable waiting for one, / the most CPU any of the 20 reads took",
 );
 console.log(
-  "round  load(1/5/15)     bare  stream  ratio  cpu_bare cpu_stream  json_text  ratio  cpu_json  srv_cpu/runq/wall_s  rss_MB(start/peak)  tail20_p50/max@read_ms  slice20_p50/max@read_ms  srv_tail_ms(max)  srv_slice_ms(max)   raw  embedded  ratio  cpu_raw  cpu_emb  start_p50/max_ms",
+  "round  load(1/5/15)     bare  stream  ratio  steady(bare/stream/ratio)  cpu_bare cpu_stream  json_text  ratio  cpu_json  srv_cpu/runq/wall_s  rss_MB(start/peak)  tail20_p50/max@read_ms  slice20_p50/max@read_ms  srv_tail_ms(max)  srv_slice_ms(max)   raw  embedded  ratio  cpu_raw  cpu_emb  start_p50/max_ms",
 );
 const trees = (process.env.SPOOL_BENCH_TREES ?? "")
   .split(",")
@@ -295,7 +313,7 @@ const trees = (process.env.SPOOL_BENCH_TREES ?? "")
     return { label, bin: join(root!, "bin", "spool.js"), env };
   });
 const paths = new Set((process.env.SPOOL_BENCH_PATHS ?? "stream,embedded").split(","));
-const skipped = { mbps: Number.NaN, cpuPerGb: Number.NaN };
+const skipped: Rate = { mbps: Number.NaN, cpuPerGb: Number.NaN };
 for (let round = 1; round <= rounds; round++) {
   for (const tree of trees.length ? trees : [{ label: String(round), bin: undefined, env: {} }]) {
     const at = load();
@@ -319,6 +337,8 @@ for (let round = 1; round <= rounds; round++) {
       const [run, wait] = cpu[xs.indexOf(Math.max(...xs))]!;
       return `${run.toFixed(2)}+${wait.toFixed(2)}/${Math.max(...cpu.map((c) => c[0])).toFixed(2)}`;
     };
+    const [bareSteady, streamSteady] = [bare.steady ?? Number.NaN, s?.steady ?? Number.NaN];
+    const steady = `${bareSteady.toFixed(0)}/${streamSteady.toFixed(0)}/${(streamSteady / bareSteady).toFixed(2)}`;
     console.log(
       [
         tree.label.padEnd(5),
@@ -326,6 +346,7 @@ for (let round = 1; round <= rounds; round++) {
         bare.mbps.toFixed(1).padStart(5),
         (s?.mbps ?? Number.NaN).toFixed(1).padStart(6),
         ((s?.mbps ?? Number.NaN) / bare.mbps).toFixed(2).padStart(5),
+        steady.padStart(25),
         bare.cpuPerGb.toFixed(1).padStart(8),
         s ? `${s.binary ? "bin " : "json "}${((s.cpu * 1024) / mb).toFixed(1)}`.padStart(10) : "-".padStart(10),
         (j?.mbps ?? Number.NaN).toFixed(1).padStart(9),
