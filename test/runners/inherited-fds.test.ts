@@ -1,4 +1,4 @@
-import { chmodSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SpoolClient } from "../../src/client/spool-client.js";
@@ -56,5 +56,38 @@ describe("a command holds none of the descriptors Spool's process inherited", ()
     const { path, stdout } = await proposeAndAccept(client, client, run, command, options);
     const { out } = await ended(client, run, path, stdout);
     expect(out.body.split(/\s+/).filter(Boolean)).toEqual(["0", "1", "2"]);
+  });
+});
+
+/**
+ * What V8 writes for the process under a profiling flag is not Spool's to close: `--perf-basic-prof` opens
+ * /tmp/perf-PID.map without close-on-exec and keeps writing to that number. Closed at start, the number went to the
+ * database next and took V8's lines: `spool serve` stopped with "file is not a database" (bench/budget.ts's
+ * profiles). Now the server starts, runs a command and keeps its database, and V8's map still grows.
+ */
+describe("a server run with --perf-basic-prof", () => {
+  let serve: ServeProcess;
+  let map = "";
+  afterAll(async () => {
+    await serve?.stop();
+    if (map) rmSync(map, { force: true });
+  });
+
+  it("keeps its database and V8's map file", async () => {
+    const home = tempDir("spool-fds-perf-");
+    serve = await spawnServe(["--port", "0", "--home", home], { NODE_OPTIONS: "--perf-basic-prof" });
+    map = `/tmp/perf-${serve.child.pid}.map`;
+    const token = readFileSync(join(home, "token"), "utf8").trim();
+    const client = await SpoolClient.connect(serve.url, { token });
+    try {
+      await client.initialize("perf", { root: tempDir("spool-fds-perf-root-") });
+      const { path, stdout } = await proposeAndAccept(client, client, "perf-map", "echo kept", { sandbox: "full" });
+      const { out } = await ended(client, "perf-map", path, stdout);
+      expect(out.body).toBe("kept\n");
+    } finally {
+      client.close();
+    }
+    expect(statSync(map).size).toBeGreaterThan(0);
+    expect(readFileSync(join(home, "spool.db")).subarray(0, 16).toString("latin1")).toBe("SQLite format 3\0");
   });
 });

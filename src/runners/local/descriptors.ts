@@ -18,6 +18,10 @@ const CLOSE_ON_EXEC = 0o2000000;
  * ("load failed: bad end line"), and the number, reused, closed by OpenSSL after, took another file from under Node
  * (`spool serve: EBADF: bad file descriptor, close`; test/cli/doctor-native, two CI runs). Such a file is public
  * and open read-only (one open for writing is closed): a command that held it would hold nothing of Spool's.
+ * Nor a file V8 writes for this process under a profiling flag (`--perf-basic-prof`'s /tmp/perf-PID.map, `--perf-prof`'s
+ * jit-PID.dump, `--prof`'s …-PID-v8.log): V8 opens it without close-on-exec and keeps writing to the number, so once
+ * closed, the next file opened there (the database) took V8's lines and `spool serve` stopped with "file is not a
+ * database". Only under those flags, and a command then holds the write end of that profile alone.
  */
 export function letGoOfInherited(): number[] {
   let names: string[];
@@ -42,6 +46,7 @@ export function letGoOfInherited(): number[] {
     if (flags & CLOSE_ON_EXEC) continue;
     // Read-only (O_ACCMODE 0): a written one is no OpenSSL read, and a command must not get it.
     if ((flags & 3) === 0 && openSslReads(fd)) continue;
+    if (v8Writes(fd)) continue;
     try {
       closeSync(fd);
       closed.push(fd);
@@ -50,6 +55,19 @@ export function letGoOfInherited(): number[] {
     }
   }
   return closed;
+}
+
+/** Whether descriptor `fd` is open on a file V8 writes for this process under a profiling flag (see letGoOfInherited). */
+function v8Writes(fd: number): boolean {
+  let target: string;
+  try {
+    target = readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return false;
+  }
+  const name = target.slice(target.lastIndexOf("/") + 1);
+  const pid = process.pid;
+  return name === `perf-${pid}.map` || name === `jit-${pid}.dump` || name.endsWith(`-${pid}-v8.log`);
 }
 
 /** Whether descriptor `fd` is open on a file OpenSSL reads as Node starts (see letGoOfInherited). */
