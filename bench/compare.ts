@@ -5,8 +5,10 @@
 // then tail and slice reads of 20 lines on the streamed channel, the server's CPU time against the wall time
 // while it ingested, and its peak RSS. Each round runs every path once, in turn; the load average is printed
 // with every round. The two streams' rates are also given over their last three quarters (`steady`): each server is
-// a fresh process, and a short round is mostly its warm-up.
-// Usage: npx tsx bench/compare.ts [MB per path, default 256] [rounds, default 2]
+// a fresh process, and a fresh `spool serve` takes its first ~128 MB at about half its later rate (V8 compiling the
+// stream path on its helper threads, its main thread on code not yet optimized, its first WAL; bench/history/
+// README.md, 2026-12-01): rounds of 256 MB, the default until then, were mostly that.
+// Usage: npx tsx bench/compare.ts [MB per path, default 1024] [rounds, default 2]
 // SPOOL_BENCH_TREES="a=/tmp/old,b=/work/main" runs each round once per tree (A B A B: the same client, each
 // tree's bin/spool.js as the server; "label=root?NAME=value&…" also sets environment variables of that server);
 // SPOOL_BENCH_PATHS=stream,embedded,start picks the paths (start: 20 short `sh` commands one after another on
@@ -23,7 +25,7 @@ import { BARE_SERVER, machine, percentile, spawnListening, startServerProcess } 
 
 const CHUNK = 64 * 1024;
 const WINDOW = 4;
-const mb = Number(process.argv[2] ?? 256);
+const mb = Number(process.argv[2] ?? 1024);
 const rounds = Number(process.argv[3] ?? 2);
 const chunks = Math.round((mb * 2 ** 20) / CHUNK);
 
