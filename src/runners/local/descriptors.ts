@@ -44,9 +44,15 @@ export function letGoOfInherited(): number[] {
       continue; // the listing's own descriptor, gone by now
     }
     if (flags & CLOSE_ON_EXEC) continue;
+    let target: string;
+    try {
+      target = readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      target = "";
+    }
     // Read-only (O_ACCMODE 0): a written one is no OpenSSL read, and a command must not get it.
-    if ((flags & 3) === 0 && openSslReads(fd)) continue;
-    if (v8Writes(fd)) continue;
+    if ((flags & 3) === 0 && openSslReads(target)) continue;
+    if (v8Writes(target)) continue;
     try {
       closeSync(fd);
       closed.push(fd);
@@ -57,27 +63,16 @@ export function letGoOfInherited(): number[] {
   return closed;
 }
 
-/** Whether descriptor `fd` is open on a file V8 writes for this process under a profiling flag (see letGoOfInherited). */
-function v8Writes(fd: number): boolean {
-  let target: string;
-  try {
-    target = readlinkSync(`/proc/self/fd/${fd}`);
-  } catch {
-    return false;
-  }
+/** Whether `target` (a descriptor's file) is one V8 writes for this process under a profiling flag (see letGoOfInherited). */
+function v8Writes(target: string): boolean {
   const name = target.slice(target.lastIndexOf("/") + 1);
   const pid = process.pid;
   return name === `perf-${pid}.map` || name === `jit-${pid}.dump` || name.endsWith(`-${pid}-v8.log`);
 }
 
-/** Whether descriptor `fd` is open on a file OpenSSL reads as Node starts (see letGoOfInherited). */
-function openSslReads(fd: number): boolean {
-  let target: string;
-  try {
-    target = readlinkSync(`/proc/self/fd/${fd}`);
-  } catch {
-    return false;
-  }
+/** Whether `target` (a descriptor's file, "" if unknown) is one OpenSSL reads as Node starts (see letGoOfInherited). */
+function openSslReads(target: string): boolean {
+  if (!target) return false;
   if (target.startsWith("/etc/ssl/") || target.startsWith("/usr/lib/ssl/")) return true;
   return [process.env.OPENSSL_CONF, process.env.NODE_EXTRA_CA_CERTS, process.env.SSL_CERT_FILE].some((file) => {
     if (!file) return false;
